@@ -1,0 +1,90 @@
+# One task runner for every check. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        ?= .venv
+PYTHON      ?= $(shell scripts/find-python.sh)
+BIN         := $(VENV)/bin
+export CAPILLARY_CACHE ?= $(HOME)/.cache/capillary
+export CONTAINERS_CONF := $(CURDIR)/tests/containers/containers.conf
+export ANSIBLE_CONFIG  := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Python >= 3.12 gets ansible 14 (core 2.21); Python 3.11 gets the 2.19 floor.
+PYMINOR     := $(shell $(PYTHON) -c 'import sys; print(sys.version_info[1])')
+CONSTRAINTS := requirements/constraints$(if $(filter 11,$(PYMINOR)),-py311,).txt
+VENV_KEY    := $(shell cat requirements/dev.in $(CONSTRAINTS) pyproject.toml | sha256sum | cut -c1-12)
+VENV_STAMP  := $(VENV)/.capillary-$(VENV_KEY)
+PYTEST_ARGS ?=
+ROLES_WITH_MOLECULE := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
+
+.PHONY: help
+help: ## list the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install the missing Debian packages (podman, runc, debootstrap, packer, bcftools...)
+	@scripts/bootstrap-host.sh
+
+$(VENV_STAMP): requirements/dev.in $(CONSTRAINTS) pyproject.toml
+	@echo "building $(VENV) on $(PYTHON) with $(CONSTRAINTS)"
+	@rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -r requirements/dev.in -c $(CONSTRAINTS)
+	@$(BIN)/pip install -q --no-deps -e .
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV_STAMP) ## the controller virtualenv, rebuilt only when its inputs change
+
+.PHONY: image
+image: deps ## the bookworm base image booting systemd (cached debootstrap tarball)
+	@scripts/build-base-image.sh
+
+.PHONY: setup
+setup: deps venv image ## everything the tests and the demo need
+
+.PHONY: lint
+lint: venv ## ansible-lint, yamllint, ruff, mypy, packer fmt/validate
+	$(BIN)/yamllint --strict .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/ansible-lint --offline
+	@$(MAKE) --no-print-directory packer-check
+
+.PHONY: packer-check
+packer-check: ## packer fmt -check and validate of every template
+	@for f in packer/*.pkr.hcl; do [ -e "$$f" ] || continue; packer fmt -check -diff "$$f"; done
+	@scripts/packer-validate.sh
+
+.PHONY: unit
+unit: venv ## pytest unit tests
+	$(BIN)/pytest tests/unit collections/ansible_collections/capillary/pcgr/tests/unit $(PYTEST_ARGS)
+
+.PHONY: pytest
+pytest: setup ## pytest unit, integration and e2e tests
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: molecule
+molecule: setup ## Molecule for every role that has a scenario (ROLE=name for one)
+	@for role in $(or $(ROLE),$(ROLES_WITH_MOLECULE)); do \
+	  echo "=== molecule test: $$role"; \
+	  (cd roles/$$role && ../../$(BIN)/molecule test) || exit 1; \
+	done
+
+.PHONY: test
+test: setup lint pytest molecule ## the README's test command: install what is missing, then every check
+
+.PHONY: bench
+bench: setup ## benchmarks; figures go to bench/results/
+	$(BIN)/python -m bench
+
+.PHONY: lock
+lock: ## regenerate the constraints for this Python (constraints.txt, or -py311 on 3.11) from dev.in
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv && .lockvenv/bin/pip install -q -r requirements/dev.in
+	.lockvenv/bin/pip freeze --exclude capillary > $(CONSTRAINTS) && rm -rf .lockvenv
+
+.PHONY: clean
+clean: ## remove the venv and the caches in the checkout (the image cache stays)
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache out

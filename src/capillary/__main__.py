@@ -1,0 +1,5 @@
+import sys
+
+from capillary.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `capillary` CLI; see `capillary.cli`."""

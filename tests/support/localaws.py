@@ -1,0 +1,268 @@
+"""A local AWS endpoint: moto's server on a loopback port, with seedable spot price history.
+
+moto's server answers every DescribeSpotPriceHistory with a constant 0.00001, and its prices
+cannot be set over HTTP. Where a test or the local run needs real prices, `seed_spot_prices`
+stores a series in this process and the server answers from it, with AWS's semantics for
+filters, the time window (the price in force at StartTime is included) and pagination.
+
+Used by the pytest fixtures (tests/conftest.py), the benchmarks and `make demo`:
+
+    python -m tests.support.localaws --port 0 --seed-spot tests/data/spot/eu-west-1.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import threading
+import urllib.request
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.responses.spot_instances import SpotInstances
+from moto.server import ThreadedMotoServer
+
+DEFAULT_REGION = "eu-west-1"
+# DescribeSpotPriceHistory filter names and the SpotPrice attribute each one matches.
+_PRICE_FILTERS = {
+    "availability-zone": "availability_zone",
+    "instance-type": "instance_type",
+    "product-description": "product_description",
+}
+
+
+@dataclass(frozen=True)
+class SpotPrice:
+    """One observation, as AWS reports it in DescribeSpotPriceHistory."""
+
+    instance_type: str
+    availability_zone: str
+    price: float
+    timestamp: dt.datetime
+    product_description: str = "Linux/UNIX"
+
+    @property
+    def region(self) -> str:
+        return self.availability_zone[:-1]
+
+    def as_api(self) -> dict[str, str]:
+        return {
+            "InstanceType": self.instance_type,
+            "ProductDescription": self.product_description,
+            "SpotPrice": f"{self.price:.6f}",
+            "AvailabilityZone": self.availability_zone,
+            "Timestamp": self.timestamp.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        }
+
+    @classmethod
+    def from_api(cls, row: Mapping[str, Any]) -> SpotPrice:
+        ts = row["Timestamp"]
+        if isinstance(ts, str):
+            ts = dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        return cls(
+            instance_type=row["InstanceType"],
+            availability_zone=row["AvailabilityZone"],
+            price=float(row["SpotPrice"]),
+            timestamp=ts,
+            product_description=row.get("ProductDescription", "Linux/UNIX"),
+        )
+
+
+_seeded: dict[str, list[SpotPrice]] = {}
+_seed_lock = threading.Lock()
+_original_describe = SpotInstances.describe_spot_price_history
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def select_prices(
+    series: Iterable[SpotPrice],
+    instance_types: list[str],
+    product_descriptions: list[str],
+    filters: Mapping[str, list[str]],
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+) -> list[SpotPrice]:
+    """Rows AWS would return, newest first: those inside [start, end] plus, for each
+    (type, zone, product), the price in force at `start`."""
+    end = end or dt.datetime.now(dt.UTC)
+    rows = [
+        p
+        for p in series
+        if (not instance_types or p.instance_type in instance_types)
+        and (not product_descriptions or p.product_description in product_descriptions)
+        and all(
+            getattr(p, _PRICE_FILTERS[name]) in values for name, values in filters.items() if name in _PRICE_FILTERS
+        )
+        and p.timestamp <= end
+    ]
+    rows.sort(key=lambda p: p.timestamp, reverse=True)
+    if start is None:
+        return rows
+    selected: list[SpotPrice] = []
+    in_force_taken: set[tuple[str, str, str]] = set()
+    for p in rows:
+        ident = (p.instance_type, p.availability_zone, p.product_description)
+        if p.timestamp >= start:
+            selected.append(p)
+        elif ident not in in_force_taken:
+            in_force_taken.add(ident)
+            selected.append(p)
+    return selected
+
+
+def _describe_spot_price_history(self: SpotInstances) -> ActionResult:
+    with _seed_lock:
+        series = list(_seeded.get(self.region, []))
+    if not series:
+        return _original_describe(self)
+    max_results = int(self._get_param("MaxResults") or 1000)
+    offset = int(self._get_param("NextToken") or 0)
+    rows = select_prices(
+        series,
+        instance_types=list(self._get_param("InstanceTypes", []) or []),
+        product_descriptions=list(self._get_param("ProductDescriptions", []) or []),
+        filters=self._filters_from_querystring(),
+        start=_as_datetime(self._get_param("StartTime")),
+        end=_as_datetime(self._get_param("EndTime")),
+    )
+    page = rows[offset : offset + max_results]
+    result: dict[str, Any] = {"SpotPriceHistory": [p.as_api() for p in page]}
+    if offset + max_results < len(rows):
+        result["NextToken"] = str(offset + max_results)
+    return ActionResult(result)
+
+
+SpotInstances.describe_spot_price_history = _describe_spot_price_history  # type: ignore[method-assign]
+
+
+class LocalAWS:
+    """moto's ThreadedMotoServer on 127.0.0.1, with the environment a client needs to use it."""
+
+    def __init__(self, region: str = DEFAULT_REGION, port: int = 0) -> None:
+        self.region = region
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.endpoint_url = ""
+
+    def start(self) -> LocalAWS:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        self.clear_spot_prices()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a boto3 client, an `ansible-playbook` run or a worker needs to reach the endpoint."""
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",  # moto's fixed dummy key; nothing secret
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1,localhost",
+        }
+
+    def reset(self) -> None:
+        """Forget every resource (moto's reset API) and every seeded price."""
+        req = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+        self.clear_spot_prices()
+
+    def set_iam_enforcement(self, initial_no_auth_actions: int | None) -> None:
+        """Switch moto's IAM enforcement on after N unauthenticated calls (None switches it off)."""
+        value = "inf" if initial_no_auth_actions is None else str(initial_no_auth_actions)
+        req = urllib.request.Request(
+            f"{self.endpoint_url}/moto-api/reset-auth",
+            data=value.encode(),
+            method="POST",
+            headers={"Content-Type": "text/plain"},  # a form body would hide it from moto
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            resp.read()
+
+    @staticmethod
+    def seed_spot_prices(prices: Iterable[SpotPrice]) -> int:
+        """Add observations to the series the endpoint answers with; returns how many."""
+        count = 0
+        with _seed_lock:
+            for p in prices:
+                _seeded.setdefault(p.region, []).append(p)
+                count += 1
+        return count
+
+    @staticmethod
+    def clear_spot_prices() -> None:
+        with _seed_lock:
+            _seeded.clear()
+
+    def client(self, service: str, **kwargs: Any) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=kwargs.pop("region_name", self.region),
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            **kwargs,
+        )
+
+
+@contextlib.contextmanager
+def running(region: str = DEFAULT_REGION) -> Iterator[LocalAWS]:
+    aws = LocalAWS(region).start()
+    try:
+        yield aws
+    finally:
+        aws.stop()
+
+
+def load_spot_series(path: Path) -> list[SpotPrice]:
+    """Read a JSON file shaped like DescribeSpotPriceHistory's `SpotPriceHistory` list."""
+    return [SpotPrice.from_api(row) for row in json.loads(path.read_text())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION))
+    parser.add_argument("--seed-spot", type=Path, action="append", default=[])
+    parser.add_argument("--env-file", type=Path, help="write the client environment here")
+    args = parser.parse_args()
+    aws = LocalAWS(args.region, args.port).start()
+    for path in args.seed_spot:
+        aws.seed_spot_prices(load_spot_series(path))
+    env = "".join(f"export {k}={v}\n" for k, v in aws.env.items())
+    if args.env_file:
+        args.env_file.write_text(env)
+    print(env, end="", flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    aws.stop()
+
+
+if __name__ == "__main__":
+    main()
