@@ -67,11 +67,19 @@ pytest: setup ## pytest unit, integration and e2e tests
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: molecule
-molecule: setup ## Molecule for every role that has a scenario (ROLE=name for one)
+molecule: setup ## Molecule for every role that has a scenario, and the harness's own (ROLE=name for one)
 	@for role in $(or $(ROLE),$(ROLES_WITH_MOLECULE)); do \
-	  echo "=== molecule test: $$role"; \
-	  (cd roles/$$role && ../../$(BIN)/molecule test) || exit 1; \
+	  for scenario in roles/$$role/molecule/*/molecule.yml; do \
+	    scenario=$$(basename $$(dirname $$scenario)); \
+	    echo "=== molecule test: $$role ($$scenario)"; \
+	    (cd roles/$$role && molecule test -s $$scenario) || exit 1; \
+	  done; \
 	done
+	@[ -n "$(ROLE)" ] || $(MAKE) --no-print-directory molecule-harness
+
+.PHONY: molecule-harness
+molecule-harness: setup ## the harness's own scenario: a booted systemd target converges idempotently
+	cd tests && molecule test -s harness
 
 .PHONY: test
 test: setup lint pytest molecule ## the README's test command: install what is missing, then every check

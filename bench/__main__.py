@@ -1,7 +1,7 @@
 """Run the benchmarks and write bench/results/results.json and results.md.
 
-    python -m bench              # every bench/bench_*.py
-    python -m bench spot intake  # only bench_spot.py and bench_intake.py
+python -m bench              # every bench/bench_*.py
+python -m bench spot intake  # only bench_spot.py and bench_intake.py
 """
 
 from __future__ import annotations

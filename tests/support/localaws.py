@@ -106,7 +106,9 @@ def select_prices(
         if (not instance_types or p.instance_type in instance_types)
         and (not product_descriptions or p.product_description in product_descriptions)
         and all(
-            getattr(p, _PRICE_FILTERS[name]) in values for name, values in filters.items() if name in _PRICE_FILTERS
+            getattr(p, _PRICE_FILTERS[name]) in values
+            for name, values in filters.items()
+            if name in _PRICE_FILTERS
         )
         and p.timestamp <= end
     ]
