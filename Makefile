@@ -81,8 +81,32 @@ molecule: setup ## Molecule for every role that has a scenario, and the harness'
 molecule-harness: setup ## the harness's own scenario: a booted systemd target converges idempotently
 	cd tests && molecule test -s harness
 
+# The floor: ansible-core 2.19 on Python 3.11 (what Debian 12's interpreter can run). Our collection
+# and playbooks must keep working there; this venv runs the checks that exercise ansible-core itself.
+FLOOR_PYTHON ?= $(shell command -v python3.11 || ls $(HOME)/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | head -1)
+FLOOR_VENV   := .venv-floor
+FLOOR_KEY    := $(shell cat requirements/dev.in requirements/constraints-py311.txt pyproject.toml | sha256sum | cut -c1-12)
+
+$(FLOOR_VENV)/.capillary-$(FLOOR_KEY): requirements/dev.in requirements/constraints-py311.txt pyproject.toml
+	@echo "building $(FLOOR_VENV) on $(FLOOR_PYTHON) (ansible-core 2.19, the floor)"
+	@rm -rf $(FLOOR_VENV) && $(FLOOR_PYTHON) -m venv $(FLOOR_VENV)
+	@$(FLOOR_VENV)/bin/pip install -q --upgrade pip
+	@$(FLOOR_VENV)/bin/pip install -q -r requirements/dev.in -c requirements/constraints-py311.txt
+	@$(FLOOR_VENV)/bin/pip install -q --no-deps -e .
+	@touch $@
+
+.PHONY: floor
+floor: deps $(FLOOR_VENV)/.capillary-$(FLOOR_KEY) ## the checks that exercise ansible-core, on the 2.19 floor (Python 3.11)
+	@if [ -z "$(FLOOR_PYTHON)" ]; then echo "no Python 3.11 here: the floor is not checked" >&2; exit 1; fi
+	@$(FLOOR_VENV)/bin/python -c 'import ansible.release as r; print("floor: ansible-core", r.__version__)'
+	$(FLOOR_VENV)/bin/ansible-doc -l capillary.pcgr
+	@for pb in $(wildcard playbooks/*.yml); do $(FLOOR_VENV)/bin/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; done
+	PATH=$(CURDIR)/$(FLOOR_VENV)/bin:$$PATH $(FLOOR_VENV)/bin/pytest -q -p no:cacheprovider $(FLOOR_TESTS)
+
+FLOOR_TESTS ?= tests/integration/test_harness.py $(wildcard collections/ansible_collections/capillary/pcgr/tests/unit) $(wildcard tests/integration/test_spot_price_module.py)
+
 .PHONY: test
-test: setup lint pytest molecule ## the README's test command: install what is missing, then every check
+test: setup lint pytest molecule floor ## the README's test command: install what is missing, then every check
 
 .PHONY: bench
 bench: setup ## benchmarks; figures go to bench/results/
@@ -95,4 +119,4 @@ lock: ## regenerate the constraints for this Python (constraints.txt, or -py311 
 
 .PHONY: clean
 clean: ## remove the venv and the caches in the checkout (the image cache stays)
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache out
+	rm -rf $(VENV) $(FLOOR_VENV) .cache .pytest_cache .mypy_cache .ruff_cache out
