@@ -120,3 +120,7 @@ lock: ## regenerate the constraints for this Python (constraints.txt, or -py311 
 .PHONY: clean
 clean: ## remove the venv and the caches in the checkout (the image cache stays)
 	rm -rf $(VENV) $(FLOOR_VENV) .cache .pytest_cache .mypy_cache .ruff_cache out
+
+.PHONY: docs
+docs: ## render docs/architecture.svg from docs/architecture.dot (graphviz)
+	dot -Tsvg docs/architecture.dot -o docs/architecture.svg
