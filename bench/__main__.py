@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import sys
 import time
@@ -23,10 +24,13 @@ RESULTS = HERE / "results"
 def main(argv: list[str]) -> int:
     names = argv or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     RESULTS.mkdir(exist_ok=True)
+    # Running some suites keeps the others' last figures: results.json is merged, not replaced.
+    results_json = RESULTS / "results.json"
+    previous = json.loads(results_json.read_text()) if results_json.exists() else {}
     report: dict[str, object] = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "suites": {},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "suites": dict(previous.get("suites", {})),
     }
     failed = []
     lines = ["| suite | figure | value | unit | target | note |", "|---|---|---|---|---|---|"]
@@ -41,9 +45,13 @@ def main(argv: list[str]) -> int:
             continue
         report["suites"][name] = [f.as_dict() for f in figures]  # type: ignore[index]
         for f in figures:
-            lines.append(f"| {name} | {f.name} | {f.value:.4g} | {f.unit} | {f.target} | {f.note} |")
             print(f"  {f.name}: {f.value:.4g} {f.unit} {f.target}", flush=True)
-    (RESULTS / "results.json").write_text(json.dumps(report, indent=2) + "\n")
+    for name, figures in sorted(report["suites"].items()):  # type: ignore[attr-defined]
+        for f in figures:
+            lines.append(
+                f"| {name} | {f['name']} | {f['value']:.4g} | {f['unit']} | {f['target']} | {f['note']} |"
+            )
+    results_json.write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if failed:
