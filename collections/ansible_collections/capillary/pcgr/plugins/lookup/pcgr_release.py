@@ -1,0 +1,65 @@
+# Copyright: Capillary contributors
+# Apache License 2.0
+"""A PCGR release from the release catalogue, read by `capillary.catalogue` (its one parser)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: pcgr_release
+short_description: One PCGR release from the Capillary release catalogue
+version_added: 0.1.0
+description:
+  - Returns the catalogue entry of a PCGR release (install details, reference bundle and VEP
+    cache per assembly, volume sizes) as a dict, parsed by C(capillary.catalogue).
+  - Requires the C(capillary) Python package on the controller (C(pip install) this repository).
+options:
+  _terms:
+    description: The release version, or C(current) for the release marked current.
+    type: list
+    elements: str
+    required: true
+  catalogue:
+    description:
+      - Path to a catalogue file on the controller. Empty means C($CAPILLARY_CATALOGUE), else
+        C(catalogue/pcgr_releases.yml) of the checkout the C(capillary) package lives in.
+    type: str
+    default: ""
+"""
+
+EXAMPLES = r"""
+- name: Show the reference bundle of the current release
+  ansible.builtin.debug:
+    msg: "{{ lookup('capillary.pcgr.pcgr_release', 'current').bundle.version }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: One dict per term, shaped like C(capillary.catalogue.Release.as_dict()).
+  type: list
+  elements: dict
+"""
+
+from ansible.errors import AnsibleLookupError
+from ansible.plugins.lookup import LookupBase
+
+try:
+    from capillary.catalogue import CatalogueError, load_catalogue
+except ImportError as exc:  # pragma: no cover - depends on the controller's environment
+    IMPORT_ERROR = exc
+else:
+    IMPORT_ERROR = None
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        if IMPORT_ERROR is not None:
+            raise AnsibleLookupError(
+                "capillary.pcgr.pcgr_release needs the capillary Python package on the controller: "
+                f"{IMPORT_ERROR}"
+            )
+        self.set_options(var_options=variables, direct=kwargs)
+        try:
+            catalogue = load_catalogue(self.get_option("catalogue") or None)
+            return [catalogue.release(str(term)).as_dict() for term in terms]
+        except CatalogueError as exc:
+            raise AnsibleLookupError(str(exc)) from exc
