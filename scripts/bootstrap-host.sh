@@ -10,6 +10,8 @@ PACKAGES=(
   bcftools tabix                                               # the summary engine and test data (bgzip)
   docker-registry                                              # a local OCI registry standing in for ghcr.io
   openssh-client openssh-server                                # the Packer amazon-ebs SSH build target
+  openjdk-17-jre-headless                                      # ansible-rulebook (Event-Driven Ansible) runs on Java 17
+  ruby                                                         # syntax check of the Vagrantfile
   python3-venv git make curl ca-certificates
 )
 
