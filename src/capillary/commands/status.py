@@ -1,0 +1,45 @@
+"""`capillary status`: queue depth, messages in flight, dead-letter count and this worker's state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from capillary.config import ConfigError, load_config
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("status", help="the work queue's counters and this worker's state")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="TOML file (default /etc/capillary/consumer.toml)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from capillary.status import StateFile, format_status, queue_status
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"capillary status: bad configuration: {exc}", file=sys.stderr)
+        return 78
+    queue: dict[str, Any] | None = None
+    error = ""
+    try:
+        queue = queue_status(boto3.client("sqs", region_name=cfg.region or None), cfg.queue_url)
+    except (BotoCoreError, ClientError) as exc:
+        error = str(exc)
+    worker = StateFile(cfg.state_file).read()
+    if args.json:
+        print(json.dumps({"queue": queue, "queue_error": error or None, "worker": worker}, indent=2))
+    else:
+        print(format_status(queue, worker, error))
+    return 0 if queue is not None else 1

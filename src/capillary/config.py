@@ -1,0 +1,249 @@
+"""The consumer's configuration: one TOML file written by its role, plus `CAPILLARY_*` overrides.
+
+Parsed once at start into `ConsumerConfig`. Anything wrong fails there, naming the field and the
+reason, so a worker with a bad config never takes a message. AWS endpoints are not configured
+here: boto3 reads the standard `AWS_ENDPOINT_URL*` variables itself.
+
+Environment overrides use the field name in upper case: `CAPILLARY_QUEUE_URL`,
+`CAPILLARY_ENGINE_TIMEOUT_S`; fields of the `[pcgr]` and `[summary]` tables take their table as
+a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_DELAY_S`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("/etc/capillary/consumer.toml")
+ENV_PREFIX = "CAPILLARY_"
+# SQS keeps a received message invisible for at most 12 hours after it was received.
+SQS_MAX_VISIBILITY_S = 43200
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the field and the reason."""
+
+
+@dataclass(frozen=True)
+class PcgrConfig:
+    """How the `pcgr` engine finds and runs the installed PCGR release."""
+
+    release: str = "2.3.0"
+    bundle_version: str = ""
+    refdata_dir: Path = Path("/opt/pcgr/refdata")
+    vep_dir: Path = Path("/opt/pcgr/vep")
+    # conda: the release's `pcgr` env (`conda_prefix`) with `pcgrr` as its sibling env.
+    # container: the release's image run through `container_runtime`.
+    method: str = "conda"
+    conda_prefix: Path = Path("/opt/pcgr/conda/envs/pcgr")
+    container_image: str = ""
+    container_runtime: str = "podman"
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class SummaryConfig:
+    """The light `summary` engine; `delay_s` stretches a run for smoke and fault tests."""
+
+    bcftools: str = "bcftools"
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    queue_url: str
+    bucket: str = ""
+    # Empty: boto3's own chain (AWS_REGION / AWS_DEFAULT_REGION, the config file, IMDS).
+    region: str = ""
+    deployment: str = ""
+    workdir: Path = Path("/srv/capillary/work")
+    state_file: Path = Path("/run/capillary/state.json")
+    engine: str = "summary"
+    engine_timeout_s: int = 36000
+    poll_wait_s: int = 20
+    visibility_timeout_s: int = 300
+    heartbeat_s: int = 60
+    retry_backoff_s: int = 60
+    idle_minutes: float = 15.0
+    max_receive_count: int = 3
+    claim_ttl_s: int = 900
+    imds_url: str = "http://169.254.169.254"
+    imds_enabled: bool = True
+    spot_poll_s: float = 5.0
+    error_backoff_max_s: float = 60.0
+    log_tail_lines: int = 60
+    max_tarball_bytes: int = 64 * 1024**3
+    pcgr: PcgrConfig = field(default_factory=PcgrConfig)
+    summary: SummaryConfig = field(default_factory=SummaryConfig)
+
+    @property
+    def dead_letter_hint(self) -> str:
+        return f"after {self.max_receive_count} receives the queue moves the message to its dead-letter queue"
+
+
+_NESTED: dict[str, type[Any]] = {"pcgr": PcgrConfig, "summary": SummaryConfig}
+
+
+def _coerce(name: str, annotation: Any, value: Any, from_env: bool = False) -> Any:
+    """`value` (from TOML, or a string from the environment) as the field's type, or ConfigError."""
+    target = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}.get(
+        str(annotation), annotation
+    )
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if from_env and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}: expected a boolean, got {value!r}")
+    if target is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if from_env:
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    if target is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if target is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{name}: expected a path, got {value!r}")
+        return Path(value)
+    if target is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{name}: unsupported type {annotation!r}")  # pragma: no cover
+
+
+def _build(cls: type[Any], prefix: str, table: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{prefix}{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        name = f"{prefix}{f.name}"
+        env_name = ENV_PREFIX + name.replace(".", "_").upper()
+        if f.name in _NESTED:
+            sub = table.get(f.name, {})
+            if not isinstance(sub, Mapping):
+                raise ConfigError(f"{name}: expected a table, got {sub!r}")
+            values[f.name] = _build(_NESTED[f.name], f"{name}.", sub, env)
+            continue
+        annotation = hints[f.name]
+        if isinstance(annotation, types.UnionType):  # pragma: no cover - no optional fields today
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        if env_name in env:
+            values[f.name] = _coerce(f"{name} (from {env_name})", annotation, env[env_name], from_env=True)
+        elif f.name in table:
+            values[f.name] = _coerce(name, annotation, table[f.name])
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name not in values
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            raise ConfigError(f"{prefix}{missing[0]}: required setting is missing") from exc
+        raise ConfigError(str(exc)) from exc
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name}: must be greater than 0, got {value!r}")
+
+
+def validate(cfg: ConsumerConfig) -> ConsumerConfig:
+    """Cross-field checks; returns `cfg` or raises ConfigError naming the field."""
+    if not cfg.queue_url.startswith(("https://", "http://")):
+        raise ConfigError(f"queue_url: expected an SQS queue URL (http[s]://…), got {cfg.queue_url!r}")
+    from capillary.engines import available  # the engines package never imports this module at run time
+
+    if cfg.engine not in available():
+        raise ConfigError(f"engine: {cfg.engine!r} is not one of {', '.join(available())}")
+    if not cfg.workdir.is_absolute():
+        raise ConfigError(f"workdir: must be an absolute path, got {str(cfg.workdir)!r}")
+    if not cfg.state_file.is_absolute():
+        raise ConfigError(f"state_file: must be an absolute path, got {str(cfg.state_file)!r}")
+    for name in (
+        "engine_timeout_s",
+        "visibility_timeout_s",
+        "heartbeat_s",
+        "max_receive_count",
+        "claim_ttl_s",
+    ):
+        _positive(name, getattr(cfg, name))
+    for name in ("idle_minutes", "spot_poll_s", "error_backoff_max_s"):
+        _positive(name, getattr(cfg, name))
+    if not 0 <= cfg.poll_wait_s <= 20:
+        raise ConfigError(f"poll_wait_s: SQS long polls last 0-20 s, got {cfg.poll_wait_s}")
+    if cfg.visibility_timeout_s > SQS_MAX_VISIBILITY_S:
+        raise ConfigError(
+            f"visibility_timeout_s: SQS allows at most {SQS_MAX_VISIBILITY_S}, got {cfg.visibility_timeout_s}"
+        )
+    if cfg.heartbeat_s >= cfg.visibility_timeout_s:
+        raise ConfigError(
+            f"heartbeat_s: must be shorter than visibility_timeout_s ({cfg.visibility_timeout_s}) so the "
+            f"message is extended before it expires, got {cfg.heartbeat_s}"
+        )
+    if not 0 <= cfg.retry_backoff_s <= SQS_MAX_VISIBILITY_S:
+        raise ConfigError(f"retry_backoff_s: must be 0-{SQS_MAX_VISIBILITY_S}, got {cfg.retry_backoff_s}")
+    if not cfg.imds_url.startswith(("http://", "https://")):
+        raise ConfigError(f"imds_url: expected an http URL, got {cfg.imds_url!r}")
+    if cfg.pcgr.method not in ("conda", "container"):
+        raise ConfigError(f"pcgr.method: {cfg.pcgr.method!r} is not one of conda, container")
+    if cfg.engine == "pcgr" and cfg.pcgr.method == "container" and not cfg.pcgr.container_image:
+        raise ConfigError("pcgr.container_image: required when pcgr.method is container")
+    if cfg.summary.delay_s < 0:
+        raise ConfigError(f"summary.delay_s: must be 0 or more, got {cfg.summary.delay_s}")
+    _positive("pcgr.threads", cfg.pcgr.threads)
+    _positive("log_tail_lines", cfg.log_tail_lines)
+    _positive("max_tarball_bytes", cfg.max_tarball_bytes)
+    return cfg
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> ConsumerConfig:
+    """Read `path` (default /etc/capillary/consumer.toml, or $CAPILLARY_CONFIG) and apply overrides.
+
+    A missing file is fine when the environment supplies every required setting (tests, containers).
+    """
+    env = os.environ if env is None else env
+    path = path or Path(env.get(ENV_PREFIX + "CONFIG", str(DEFAULT_CONFIG)))
+    table: dict[str, Any] = {}
+    if path.exists():
+        try:
+            with path.open("rb") as fh:
+                table = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from exc
+    elif path != DEFAULT_CONFIG or ENV_PREFIX + "QUEUE_URL" not in env:
+        raise ConfigError(f"{path}: configuration file not found")
+    cfg: ConsumerConfig = _build(ConsumerConfig, "", table, env)
+    return validate(cfg)

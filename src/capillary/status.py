@@ -1,0 +1,96 @@
+"""This worker's state file and `capillary status`: the queue as SQS sees it, and what we are doing.
+
+The daemon rewrites a small JSON file (default `/run/capillary/state.json`, the unit's
+RuntimeDirectory) whenever its state changes; `capillary status` reads it beside the queue's
+counters and its dead-letter queue's depth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("capillary.status")
+
+
+class StateFile:
+    """Atomic writes of the daemon's state; a path we cannot write is logged once, never fatal."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._warned = False
+
+    def write(self, state: dict[str, Any]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(state, fh, sort_keys=True)
+            Path(tmp).chmod(0o644)
+            Path(tmp).replace(self.path)
+        except OSError as exc:
+            if not self._warned:
+                log.warning(
+                    "cannot write the state file %s: %s", self.path, exc.strerror, extra={"phase": "state"}
+                )
+                self._warned = True
+
+    def read(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.path.read_text())
+            return data
+        except (OSError, ValueError):
+            return None
+
+
+def queue_status(sqs: Any, queue_url: str) -> dict[str, Any]:
+    """Depth, in-flight and dead-letter counts of the work queue."""
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    out: dict[str, Any] = {
+        "queue_url": queue_url,
+        "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+        "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+        "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        "dead_letter": None,
+        "max_receive_count": None,
+    }
+    redrive = attrs.get("RedrivePolicy")
+    if redrive:
+        policy = json.loads(redrive)
+        out["max_receive_count"] = int(policy.get("maxReceiveCount", 0))
+        dlq_name = str(policy["deadLetterTargetArn"]).rsplit(":", 1)[-1]
+        dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
+        dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+        out["dead_letter"] = int(dlq["Attributes"].get("ApproximateNumberOfMessages", 0))
+        out["dead_letter_queue_url"] = dlq_url
+    return out
+
+
+def format_status(queue: dict[str, Any] | None, worker: dict[str, Any] | None, error: str = "") -> str:
+    lines = []
+    if queue is not None:
+        lines.append(f"queue        {queue['queue_url']}")
+        lines.append(f"  waiting    {queue['visible']}")
+        lines.append(f"  in flight  {queue['in_flight']}")
+        dlq = queue["dead_letter"]
+        lines.append(f"  dead-letter {'(no redrive policy)' if dlq is None else dlq}")
+    else:
+        lines.append(f"queue        unavailable: {error}")
+    if worker is None:
+        lines.append("worker       no state file (the daemon is not running here)")
+    else:
+        lines.append(
+            f"worker       {worker.get('state')} (pid {worker.get('pid')}, updated {worker.get('updated')})"
+        )
+        if worker.get("sample"):
+            lines.append(f"  sample     {worker['sample']} ({worker.get('message_id')})")
+        counts = {k: worker.get(k, 0) for k in ("processed", "failed", "handed_back", "skipped")}
+        lines.append(
+            f"  counts     processed {counts['processed']}, failed {counts['failed']}, "
+            f"handed back {counts['handed_back']}, skipped {counts['skipped']}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,602 @@
+"""The consumer under faults: the daemon as a real subprocess against the local AWS endpoint.
+
+Each test starts `capillary consume` (the venv's console script) with a TOML config, real S3 and
+SQS on moto, real tarballs (tests.support.samples) and the real `summary` engine; `summary.delay_s`
+stretches a run where a fault must land during the engine. Times are scaled down (a 6 s visibility
+timeout instead of 30 s) so the file runs in a couple of minutes on two cores;
+CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full 90 s / 30 s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.imds import LocalIMDS
+from tests.support.localaws import LocalAWS
+from tests.support.samples import make_sample_tarball
+
+pytestmark = pytest.mark.integration
+
+CAPILLARY = Path(sys.executable).parent / "capillary"
+EXIT_IDLE = 75
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    state_file: Path
+
+    def log(self) -> list[dict[str, Any]]:
+        records = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                records.append({"message": line})
+        return records
+
+    def messages(self) -> str:
+        return "\n".join(r.get("message", "") for r in self.log())
+
+    def state(self) -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(self.state_file.read_text())
+            return data
+        except (OSError, ValueError):
+            return {}
+
+    def wait_phase(self, phase: str, timeout: float = 30) -> None:
+        wait_for(
+            lambda: self.state().get("phase") == phase, timeout, f"phase {phase}: {self.messages()[-2000:]}"
+        )
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@dataclass
+class World:
+    aws: LocalAWS
+    tmp: Path
+    bucket: str
+    queue_url: str
+    dlq_url: str
+    s3: Any
+    sqs: Any
+    daemons: list[Daemon] = field(default_factory=list)
+
+    def upload_sample(self, *, batch: str = "b1", sha256: bool = True, **kwargs: Any) -> str:
+        tarball = make_sample_tarball(self.tmp / "samples", batch=batch, **kwargs)
+        data = tarball.read_bytes()
+        key = f"inputs/{tarball.name}"
+        meta = {"sha256": hashlib.sha256(data).hexdigest()} if sha256 else {}
+        self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=meta)
+        return key
+
+    def send(self, key: str) -> None:
+        head = (
+            self.s3.head_object(Bucket=self.bucket, Key=key)
+            if self.exists(key)
+            else {"ETag": '""', "ContentLength": 0}
+        )
+        batch, uuid, kind = key.removeprefix("inputs/").removesuffix(".tar.gz").rsplit("-", 2)
+        body = {
+            "bucket": self.bucket,
+            "key": key,
+            "batch": batch,
+            "uuid": uuid,
+            "kind": kind,
+            "size": head["ContentLength"],
+            "etag": head["ETag"].strip('"'),
+            "event_time": "2026-11-21T00:00:00Z",
+            "sequencer": "0055AED6DCD90281E5",
+        }
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body))
+
+    def exists(self, key: str) -> bool:
+        return bool(self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("KeyCount"))
+
+    def output_keys(self) -> list[str]:
+        return self.keys("outputs/")
+
+    def keys(self, prefix: str = "outputs/") -> list[str]:
+        return [
+            o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
+        ]
+
+    def report(self, key: str) -> dict[str, Any]:
+        error_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-error.json")
+        data: dict[str, Any] = json.loads(
+            self.s3.get_object(Bucket=self.bucket, Key=error_key)["Body"].read()
+        )
+        return data
+
+    def output_members(self, key: str) -> dict[str, bytes]:
+        out_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-output.tar.gz")
+        body = self.s3.get_object(Bucket=self.bucket, Key=out_key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+            return {m.name: (tar.extractfile(m).read() if m.isfile() else b"") for m in tar.getmembers()}  # type: ignore[union-attr]
+
+    def output_versions(self, key: str) -> int:
+        out_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-output.tar.gz")
+        versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=out_key).get("Versions", [])
+        return len([v for v in versions if v["Key"] == out_key])
+
+    def queue_counts(self, url: str | None = None) -> tuple[int, int]:
+        attrs = self.sqs.get_queue_attributes(QueueUrl=url or self.queue_url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def config(self, name: str = "consumer", **overrides: Any) -> Path:
+        settings: dict[str, Any] = {
+            "queue_url": self.queue_url,
+            "bucket": self.bucket,
+            "workdir": str(self.tmp / name / "work"),
+            "state_file": str(self.tmp / name / "state.json"),
+            "engine": "summary",
+            "poll_wait_s": 1,
+            "visibility_timeout_s": 6,
+            "heartbeat_s": 2,
+            "retry_backoff_s": 1,
+            "idle_minutes": 30,
+            "max_receive_count": 3,
+            "imds_enabled": False,
+            "error_backoff_max_s": 2,
+        }
+        tables: dict[str, dict[str, Any]] = {"summary": {}, "pcgr": {}}
+        for k, v in overrides.items():
+            if "__" in k:
+                table, sub = k.split("__", 1)
+                tables[table][sub] = v
+            else:
+                settings[k] = v
+        lines = [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+        for table, values in tables.items():
+            if values:
+                lines.append(f"[{table}]")
+                lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+        path = self.tmp / name / "consumer.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(
+        self,
+        name: str = "consumer",
+        *,
+        once: bool = False,
+        env: dict[str, str] | None = None,
+        **overrides: Any,
+    ) -> Daemon:
+        cfg = self.config(name, **overrides)
+        log_path = self.tmp / name / "daemon.log"
+        argv = [str(CAPILLARY), "consume", "--config", str(cfg)] + (["--once"] if once else [])
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+        daemon = Daemon(proc, log_path, self.tmp / name / "state.json")
+        self.daemons.append(daemon)
+        return daemon
+
+    def workspaces(self, name: str = "consumer") -> list[Path]:
+        work = self.tmp / name / "work"
+        return list(work.glob("msg-*")) if work.exists() else []
+
+
+@pytest.fixture
+def world(aws: LocalAWS, tmp_path: Path) -> Iterator[World]:
+    s3 = boto3.client("s3")
+    sqs = boto3.client("sqs")
+    bucket = "capillary-faults-samples"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": aws.region})
+    dlq_url = sqs.create_queue(QueueName="capillary-faults-work-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_url = sqs.create_queue(
+        QueueName="capillary-faults-work",
+        Attributes={
+            "VisibilityTimeout": "6",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}),
+        },
+    )["QueueUrl"]
+    w = World(aws, tmp_path, bucket, queue_url, dlq_url, s3, sqs)
+    try:
+        yield w
+    finally:
+        for daemon in w.daemons:
+            if daemon.proc.poll() is None:
+                daemon.proc.kill()
+                daemon.proc.wait()
+        _kill_strays(tmp_path)
+
+
+def _kill_strays(tmp_path: Path) -> None:
+    """Engine processes orphaned by a kill -9 (systemd's control-group kill does this on a worker)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "capillary.engines" in cmdline and str(tmp_path) in cmdline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(proc.name), signal.SIGKILL)
+
+
+# -- the happy path, once ------------------------------------------------------------------------
+
+
+def test_once_turns_one_message_into_one_output_with_only_its_files(world: World) -> None:
+    # GIVEN two samples queued
+    first = world.upload_sample(batch="alpha")
+    second = world.upload_sample(batch="beta")
+    world.send(first)
+    world.send(second)
+    # WHEN the daemon runs with --once
+    daemon = world.start(once=True)
+    assert daemon.proc.wait(timeout=60) == 0, daemon.messages()
+    # THEN exactly one output exists, holding only that sample's directory and run.json
+    outputs = world.keys()
+    assert len(outputs) == 1, outputs
+    done = first if "alpha" in outputs[0] else second
+    name = done.removeprefix("inputs/").removesuffix(".tar.gz")
+    members = world.output_members(done)
+    assert all(m == name or m.startswith(f"{name}/") for m in members), members
+    assert {f"{name}/run.json", f"{name}/summary.html", f"{name}/summary.tsv"} <= set(members)
+    run = json.loads(members[f"{name}/run.json"])
+    assert run["input"]["key"] == done
+    assert run["input"]["verified"] == "sha256 metadata"
+    assert run["versions"]["engine"] == "summary"
+    assert set(run["outputs_sha256"]) >= {"summary.html", "summary.tsv"}
+    assert all(k.startswith(f"{name}/") for k in run["input_members_sha256"])
+    # AND the other message is still queued, and no workspace is left
+    assert world.queue_counts()[0] + world.queue_counts()[1] == 1
+    assert world.workspaces() == []
+    # AND every log line is JSON with the stable keys
+    received = [r for r in daemon.log() if r.get("phase") == "receive"]
+    assert received and {"message_id", "key", "sample", "attempt"} <= set(received[0])
+
+
+# -- crash, retry, dead letter -------------------------------------------------------------------
+
+
+def test_kill_9_during_the_engine_message_returns_and_is_processed_exactly_once(world: World) -> None:
+    # GIVEN a daemon in the middle of a 6-second engine run
+    key = world.upload_sample()
+    world.send(key)
+    first = world.start("w", summary__delay_s=6)
+    first.wait_phase("engine")
+    # WHEN it is killed with SIGKILL (no drain, no hand-back; systemd kills the engine's group)
+    first.proc.kill()
+    first.proc.wait()
+    _kill_strays(world.tmp)
+    assert world.keys() == []
+    # THEN a restarted daemon removes the stale workspace, gets the message after its
+    # visibility expires, and produces exactly one output
+    second = world.start("w", summary__delay_s=0)
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "the message to be processed and deleted")
+    assert world.output_versions(key) == 1
+    name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+    run = json.loads(world.output_members(key)[f"{name}/run.json"])
+    assert run["attempt"] == 2
+    assert "removing a workspace left by an earlier run" in second.messages()
+    assert world.workspaces("w") == []
+
+
+def test_engine_failure_reports_retries_and_ends_in_the_dlq_saying_so(world: World) -> None:
+    # GIVEN an engine that always fails (bcftools replaced by `false`) and maxReceiveCount 3
+    key = world.upload_sample()
+    world.send(key)
+    # WHEN the daemon keeps receiving it
+    daemon = world.start(summary__bcftools="false", retry_backoff_s=0)
+    wait_for(lambda: world.queue_counts(world.dlq_url)[0] == 1, 60, "the message in the DLQ")
+    # THEN the last report says it was the last attempt and the message goes to the DLQ
+    report = world.report(key)
+    assert report["attempt"] == 3
+    assert report["final_attempt"] is True
+    assert "dead-letter" in report["next"]
+    assert report["phase"] == "engine"
+    assert "exited with status 1" in report["reason"]
+    assert any("bcftools stats failed" in line for line in report["log_tail"])
+    # AND there were three attempts, the daemon is still running, and nothing is left on disk
+    attempts = [
+        r["attempt"] for r in daemon.log() if r.get("phase") == "engine" and "failed" in r.get("message", "")
+    ]
+    assert attempts == [1, 2, 3]
+    assert daemon.proc.poll() is None
+    assert world.keys() == [key.replace("inputs/", "outputs/").replace(".tar.gz", "-error.json")]
+    assert world.workspaces() == []
+
+
+def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
+    # GIVEN a message whose input was deleted, one whose checksum does not match, a tarball with a
+    # path escaping the workspace, and a sample with an unknown engine option
+    deleted = world.upload_sample(batch="deleted")
+    world.send(deleted)
+    world.s3.delete_object(Bucket=world.bucket, Key=deleted)
+    mismatch = world.upload_sample(batch="mismatch")
+    world.s3.copy_object(
+        Bucket=world.bucket,
+        Key=mismatch,
+        CopySource={"Bucket": world.bucket, "Key": mismatch},
+        Metadata={"sha256": "0" * 64},
+        MetadataDirective="REPLACE",
+    )
+    world.send(mismatch)
+    evil = world.upload_sample(batch="evil", extra_members={"../../escape.txt": "gotcha"})
+    world.send(evil)
+    # WHEN one daemon works through them (a long backoff keeps them from coming back here)
+    daemon = world.start(retry_backoff_s=600)
+    wait_for(lambda: len(world.keys()) == 3, 60, "three error reports")
+    # THEN each report names the reason, and the daemon is still up
+    assert "no longer exists" in world.report(deleted)["reason"]
+    assert "sha256 mismatch" in world.report(mismatch)["reason"]
+    evil_report = world.report(evil)
+    assert evil_report["phase"] == "extract"
+    assert "refused" in evil_report["reason"]
+    assert daemon.proc.poll() is None
+    assert not (world.tmp / "consumer" / "escape.txt").exists()
+    assert world.workspaces() == []
+    # AND nothing was deleted: the messages return (and reach the DLQ after three tries)
+    assert world.queue_counts()[1] == 3
+
+
+# -- duplicates and races ------------------------------------------------------------------------
+
+
+def test_duplicate_message_and_racing_consumers_give_one_output(world: World) -> None:
+    # GIVEN a versioned bucket (so an overwrite would show) and the same sample queued twice
+    world.s3.put_bucket_versioning(Bucket=world.bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = world.upload_sample()
+    world.send(key)
+    world.send(key)
+    # WHEN two consumers race on the queue, both runs overlapping
+    a = world.start("a", summary__delay_s=2)
+    b = world.start("b", summary__delay_s=2)
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "both messages deleted")
+    # THEN one output was ever written, and both messages are gone
+    assert world.output_versions(key) == 1
+    logs = a.messages() + b.messages()
+    assert logs.count("output uploaded") == 1
+    assert ("already exists" in logs) or ("another worker" in logs)
+    # AND a third delivery later is deleted without rerunning the engine
+    engine_runs = logs.count("engine summary starting")
+    world.send(key)
+    wait_for(lambda: world.queue_counts() == (0, 0), 30, "the late duplicate deleted")
+    assert world.output_versions(key) == 1
+    assert (a.messages() + b.messages()).count("engine summary starting") == engine_runs
+
+
+# -- the endpoint going away ---------------------------------------------------------------------
+
+
+class FlakyProxy:
+    """A TCP forwarder to the local endpoint that can be switched off (connections refused)."""
+
+    def __init__(self, target: str) -> None:
+        host, port = target.removeprefix("http://").split(":")
+        self.target = (host, int(port))
+        self.enabled = threading.Event()
+        self.enabled.set()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            if not self.enabled.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            self.conns += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while self.enabled.is_set() and (data := src.recv(65536)):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def down(self) -> None:
+        self.enabled.clear()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+        self.conns.clear()
+
+    def up(self) -> None:
+        self.enabled.set()
+
+    def close(self) -> None:
+        self.down()
+        self.sock.close()
+
+
+def test_s3_unreachable_during_upload_keeps_the_message_and_it_is_processed_later(world: World) -> None:
+    # GIVEN S3 reached through a proxy, and a run whose engine takes 3 s
+    proxy = FlakyProxy(world.aws.endpoint_url)
+    try:
+        key = world.upload_sample()
+        world.send(key)
+        daemon = world.start(summary__delay_s=3, retry_backoff_s=4, env={"AWS_ENDPOINT_URL_S3": proxy.url})
+        daemon.wait_phase("engine")
+        # WHEN S3 goes away before the upload
+        proxy.down()
+        wait_for(lambda: "output upload failed" in daemon.messages(), 60, "the failed upload")
+        # THEN there is no output and the message was not deleted
+        assert world.keys() == []
+        assert sum(world.queue_counts()) == 1
+        # AND once S3 is back, the message returns and is processed into one output
+        proxy.up()
+        wait_for(lambda: world.queue_counts() == (0, 0), 60, "the message processed after S3 returned")
+        assert len([k for k in world.output_keys() if k.endswith("-output.tar.gz")]) == 1
+        assert daemon.proc.poll() is None
+    finally:
+        proxy.close()
+
+
+# -- long runs, spot, SIGTERM, idle --------------------------------------------------------------
+
+
+def test_long_engine_run_is_never_visible_to_a_second_consumer(world: World) -> None:
+    # GIVEN a queue visibility of 6 s and an engine run of 18 s (the issue's 90 s / 30 s, scaled;
+    # CAPILLARY_FULL_FAULTS=1 runs the full length)
+    full = os.environ.get("CAPILLARY_FULL_FAULTS") == "1"
+    visibility, run_s = (30, 90) if full else (6, 18)
+    world.sqs.set_queue_attributes(
+        QueueUrl=world.queue_url, Attributes={"VisibilityTimeout": str(visibility)}
+    )
+    key = world.upload_sample()
+    world.send(key)
+    worker = world.start(
+        "worker", summary__delay_s=run_s, visibility_timeout_s=visibility, heartbeat_s=visibility // 3
+    )
+    worker.wait_phase("engine")
+    # WHEN a second consumer polls the same queue for the whole run
+    rival = world.start("rival", visibility_timeout_s=visibility, heartbeat_s=visibility // 3)
+    wait_for(lambda: world.queue_counts() == (0, 0), run_s + 60, "the long run to finish")
+    # THEN the rival never received it, and the sample was processed once, on the first attempt
+    assert [r for r in rival.log() if r.get("phase") == "receive"] == []
+    assert len(world.keys()) == 1
+    name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+    run = json.loads(world.output_members(key)[f"{name}/run.json"])
+    assert run["attempt"] == 1
+    assert run["timings_s"]["engine_s"] >= run_s
+
+
+def test_spot_notice_hands_the_message_back_within_10_s_and_wipes_the_workspace(world: World) -> None:
+    with LocalIMDS() as imds:
+        # GIVEN a daemon polling the local IMDSv2 every second, mid-way through a long engine run
+        key = world.upload_sample()
+        world.send(key)
+        daemon = world.start(imds_enabled=True, imds_url=imds.url, spot_poll_s=1, summary__delay_s=60)
+        daemon.wait_phase("engine")
+        assert world.workspaces() != []
+        # WHEN AWS issues a spot interruption notice
+        imds.spot_notice()
+        noticed = time.monotonic()
+        # THEN the message is visible again within 10 s
+        wait_for(lambda: world.queue_counts()[0] == 1, 10, "the message handed back")
+        assert time.monotonic() - noticed <= 10
+        # AND the daemon exits cleanly with the workspace gone and no report or output written
+        assert daemon.proc.wait(timeout=20) == 0
+        assert world.workspaces() == []
+        assert world.keys() == []
+        # AND it used IMDSv2 only: every read carried a token
+        assert imds.rejected == 0
+        assert ("PUT", "/latest/api/token") in imds.requests
+
+
+def test_sigterm_drains_like_a_spot_notice(world: World) -> None:
+    key = world.upload_sample()
+    world.send(key)
+    daemon = world.start(summary__delay_s=60)
+    daemon.wait_phase("engine")
+    started = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - started < 20
+    assert world.queue_counts() == (1, 0)
+    assert world.workspaces() == []
+    assert "handed the message back (SIGTERM)" in daemon.messages()
+
+
+def test_idle_shutdown_exits_with_the_idle_status(world: World) -> None:
+    # GIVEN an empty queue and idle_minutes of 3 seconds
+    daemon = world.start(idle_minutes=0.05)
+    # WHEN nothing arrives
+    status = daemon.proc.wait(timeout=30)
+    # THEN the daemon exits with the distinct idle status the unit powers off on
+    assert status == EXIT_IDLE
+    assert daemon.state()["state"] == "idle-shutdown"
+
+
+def test_unreachable_endpoint_at_boot_keeps_retrying_without_crashing(world: World) -> None:
+    daemon = world.start(
+        env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ENDPOINT_URL_SQS": "http://127.0.0.1:9"}
+    )
+    wait_for(lambda: daemon.messages().count("receive failed") >= 2, 30, "two failed receives")
+    assert daemon.proc.poll() is None
+    assert daemon.stop() == 0
+
+
+def test_status_shows_queue_dlq_and_worker_state(world: World) -> None:
+    key = world.upload_sample()
+    world.send(key)
+    daemon = world.start(summary__delay_s=30)
+    daemon.wait_phase("engine")
+    cfg = world.tmp / "consumer" / "consumer.toml"
+    out = subprocess.run(
+        [str(CAPILLARY), "status", "--config", str(cfg), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    status = json.loads(out.stdout)
+    assert status["queue"]["in_flight"] == 1
+    assert status["queue"]["dead_letter"] == 0
+    assert status["worker"]["state"] == "working"
+    assert status["worker"]["sample"] == key.removeprefix("inputs/").removesuffix(".tar.gz")
+    text = subprocess.run(
+        [str(CAPILLARY), "status", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "in flight  1" in text
+    daemon.stop()

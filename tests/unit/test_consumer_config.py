@@ -1,0 +1,136 @@
+"""The consumer's configuration: one TOML file plus CAPILLARY_* overrides, checked at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from capillary.config import ConfigError, ConsumerConfig, load_config
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/capillary-demo-work"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "consumer.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
+    # GIVEN a file with only the queue URL
+    path = write(tmp_path, f'queue_url = "{QUEUE}"\n')
+    # WHEN it is loaded with no overrides
+    cfg = load_config(path, env={})
+    # THEN the defaults apply
+    assert cfg.queue_url == QUEUE
+    assert cfg.engine == "summary"
+    assert cfg.workdir == Path("/srv/capillary/work")
+    assert cfg.poll_wait_s == 20
+    assert cfg.spot_poll_s == 5.0
+    assert cfg.imds_url == "http://169.254.169.254"
+    assert cfg.pcgr.release == "2.3.0"
+    assert cfg.pcgr.method == "conda"
+
+
+def test_file_values_and_tables_are_typed(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        f'queue_url = "{QUEUE}"\nengine = "pcgr"\nidle_minutes = 0.5\nworkdir = "/data/w"\n'
+        '[pcgr]\nrelease = "1.4.1"\nrefdata_dir = "/ref"\n[summary]\ndelay_s = 2\n',
+    )
+    cfg = load_config(path, env={})
+    assert cfg.engine == "pcgr"
+    assert cfg.idle_minutes == 0.5
+    assert cfg.workdir == Path("/data/w")
+    assert cfg.pcgr.release == "1.4.1"
+    assert cfg.pcgr.refdata_dir == Path("/ref")
+    assert cfg.summary.delay_s == 2.0
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    # GIVEN a file and CAPILLARY_* variables for top-level and table fields
+    path = write(tmp_path, f'queue_url = "{QUEUE}"\nheartbeat_s = 30\n')
+    env = {
+        "CAPILLARY_HEARTBEAT_S": "45",
+        "CAPILLARY_IMDS_ENABLED": "false",
+        "CAPILLARY_PCGR_RELEASE": "2.2.1",
+        "CAPILLARY_SUMMARY_DELAY_S": "1.5",
+    }
+    # WHEN loaded
+    cfg = load_config(path, env=env)
+    # THEN the environment wins, with the field's type
+    assert cfg.heartbeat_s == 45
+    assert cfg.imds_enabled is False
+    assert cfg.pcgr.release == "2.2.1"
+    assert cfg.summary.delay_s == 1.5
+
+
+def test_default_path_may_be_absent_when_the_environment_has_the_queue(tmp_path: Path) -> None:
+    cfg = load_config(
+        None, env={"CAPILLARY_QUEUE_URL": QUEUE, "CAPILLARY_CONFIG": "/etc/capillary/consumer.toml"}
+    )
+    assert isinstance(cfg, ConsumerConfig)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "field", "reason"),
+    [
+        ("", {}, "queue_url", "required"),
+        (f'queue_url = "{QUEUE}"\nengine = "gatk"\n', {}, "engine", "not one of"),
+        (f'queue_url = "{QUEUE}"\nheartbeat_s = "often"\n', {}, "heartbeat_s", "expected an integer"),
+        (
+            f'queue_url = "{QUEUE}"\n',
+            {"CAPILLARY_HEARTBEAT_S": "soon"},
+            "CAPILLARY_HEARTBEAT_S",
+            "expected an integer",
+        ),
+        (
+            f'queue_url = "{QUEUE}"\nheartbeat_s = 300\nvisibility_timeout_s = 300\n',
+            {},
+            "heartbeat_s",
+            "shorter",
+        ),
+        (
+            f'queue_url = "{QUEUE}"\nvisibility_timeout_s = 50000\n',
+            {},
+            "visibility_timeout_s",
+            "at most 43200",
+        ),
+        (f'queue_url = "{QUEUE}"\npoll_wait_s = 30\n', {}, "poll_wait_s", "0-20"),
+        (f'queue_url = "{QUEUE}"\nidle_minutes = 0\n', {}, "idle_minutes", "greater than 0"),
+        (f'queue_url = "{QUEUE}"\nworkdir = "work"\n', {}, "workdir", "absolute"),
+        ('queue_url = "capillary-demo-work"\n', {}, "queue_url", "queue URL"),
+        (f'queue_url = "{QUEUE}"\nqueue = "x"\n', {}, "queue", "unknown setting"),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nmethod = "docker"\n', {}, "pcgr.method", "not one of"),
+        (
+            f'queue_url = "{QUEUE}"\nengine = "pcgr"\n[pcgr]\nmethod = "container"\n',
+            {},
+            "pcgr.container_image",
+            "required",
+        ),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nrelese = "2.3"\n', {}, "pcgr.relese", "unknown setting"),
+        (f'queue_url = "{QUEUE}"\nimds_enabled = "yes"\n', {}, "imds_enabled", "boolean"),
+        (f'queue_url = "{QUEUE}"\nimds_url = "169.254.169.254"\n', {}, "imds_url", "http"),
+        (f'queue_url = "{QUEUE}"\npcgr = 3\n', {}, "pcgr", "table"),
+    ],
+)
+def test_bad_configuration_names_the_field_and_the_reason(
+    tmp_path: Path, text: str, env: dict[str, str], field: str, reason: str
+) -> None:
+    # GIVEN a configuration with one mistake
+    path = write(tmp_path, text)
+    # WHEN it is loaded
+    with pytest.raises(ConfigError) as err:
+        load_config(path, env=env)
+    # THEN the error names the field and says why
+    assert field in str(err.value)
+    assert reason in str(err.value)
+
+
+def test_invalid_toml_and_missing_file_name_the_file(tmp_path: Path) -> None:
+    bad = write(tmp_path, "queue_url = \n")
+    with pytest.raises(ConfigError, match=r"consumer\.toml: not valid TOML"):
+        load_config(bad, env={})
+    with pytest.raises(ConfigError, match=r"nowhere\.toml: configuration file not found"):
+        load_config(tmp_path / "nowhere.toml", env={"CAPILLARY_QUEUE_URL": QUEUE})

@@ -1,0 +1,278 @@
+"""The pcgr engine: the PCGR command built from a sample's TOML, for 2.x and for 1.4.
+
+PCGR and its bundles cannot run here. Command construction is tested directly; the execution
+path (conda env layout, environment, process group, outputs) runs a fake `pcgr` executable that
+stands in ONLY for the external binary — the code under test is ours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from capillary.config import ConsumerConfig, PcgrConfig
+from capillary.engines import EngineInputError, EngineSetupError, get_engine, run_process
+from capillary.engines.pcgr import build_args, default_sample_id, option_args
+from capillary.tarball import ExtractedSample, safe_extract
+from tests.support.samples import make_sample_tarball
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/capillary-demo-work"
+
+
+def args_for(release: str, options: dict[str, object], cna: str | None = None) -> list[str]:
+    return build_args(
+        release=release,
+        options=options,
+        vcf="/w/in/t.vcf.gz",
+        cna=cna,
+        output_dir="/w/out",
+        refdata_dir="/ref",
+        vep_dir="/vep",
+        sample_id="b1-abc123-somatic",
+    )
+
+
+def flag_value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_pcgr_2x_command_uses_separate_refdata_and_vep_dirs() -> None:
+    # GIVEN a sample's options for PCGR 2.3
+    options = {
+        "genome_assembly": "grch38",
+        "assay": "WGS",
+        "tumor_site": 9,
+        "tumor_dp_tag": "TDP",
+        "estimate_tmb": True,
+    }
+    # WHEN the command is built
+    argv = args_for("2.3.0", options, cna="/w/in/c.tsv")
+    # THEN it has the 2.x structural flags and each option once
+    assert flag_value(argv, "--input_vcf") == "/w/in/t.vcf.gz"
+    assert flag_value(argv, "--input_cna") == "/w/in/c.tsv"
+    assert flag_value(argv, "--vep_dir") == "/vep"
+    assert flag_value(argv, "--refdata_dir") == "/ref"
+    assert flag_value(argv, "--output_dir") == "/w/out"
+    assert flag_value(argv, "--genome_assembly") == "grch38"
+    assert flag_value(argv, "--sample_id") == "b1-abc123-somatic"
+    assert flag_value(argv, "--assay") == "WGS"
+    assert flag_value(argv, "--tumor_site") == "9"
+    assert flag_value(argv, "--tumor_dp_tag") == "TDP"
+    assert "--estimate_tmb" in argv
+    assert "--pcgr_dir" not in argv
+    assert argv.count("--genome_assembly") == 1
+
+
+def test_pcgr_14_command_uses_pcgr_dir_and_renamed_flags() -> None:
+    options = {"genome_assembly": "grch37", "effective_target_size_mb": 35.5, "estimate_msi": True}
+    argv = args_for("1.4.1", options)
+    assert flag_value(argv, "--pcgr_dir") == "/ref"
+    assert "--refdata_dir" not in argv and "--vep_dir" not in argv
+    assert flag_value(argv, "--target_size_mb") == "35.5"
+    assert "--effective_target_size_mb" not in argv
+    assert "--estimate_msi_status" in argv
+    assert "--input_cna" not in argv
+
+
+def test_false_switches_are_omitted_and_sample_id_option_wins() -> None:
+    argv = args_for("2.3.0", {"genome_assembly": "grch38", "vcf2maf": False, "sample_id": "PATIENT_X"})
+    assert "--vcf2maf" not in argv
+    assert flag_value(argv, "--sample_id") == "PATIENT_X"
+
+
+@pytest.mark.parametrize(
+    ("release", "options", "needle"),
+    [
+        ("2.3.0", {"genome_assembly": "grch38", "turbo": True}, "unknown PCGR option 'turbo'"),
+        ("2.3.0", {"genome_assembly": "hg19"}, "genome_assembly must be one of"),
+        ("2.3.0", {"assay": "WGS"}, "genome_assembly is required"),
+        ("2.3.0", {"genome_assembly": "grch38", "tumor_purity": 1.5}, "tumor_purity must be <= 1.0"),
+        ("2.3.0", {"genome_assembly": "grch38", "output_dir": "/etc"}, "engine sets paths"),
+        (
+            "1.4.1",
+            {"genome_assembly": "grch38", "tmb_display": "missense_only"},
+            "not available in PCGR 1.4.1",
+        ),
+    ],
+)
+def test_invalid_options_are_rejected_before_the_run(
+    release: str, options: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(EngineInputError) as err:
+        option_args(options, release)
+    assert needle in str(err.value)
+
+
+def test_sample_id_from_a_long_name_keeps_uuid_and_kind() -> None:
+    sid = default_sample_id("a very long batch name with spaces-2024-11-abc123-somatic")
+    assert len(sid) <= 35
+    assert sid.endswith("abc123-somatic")
+    assert " " not in sid
+
+
+# -- the execution path, with a fake `pcgr` standing in for the external binary ----------------
+
+FAKE_PCGR = """#!/bin/sh
+# Stand-in for the PCGR executable: records how it was called, writes a report, honours exit code.
+out=""
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--output_dir" ]; then out="$a"; fi
+  prev="$a"
+done
+{
+  printf '{"argv": "%s", "conda_prefix": "%s", "xdg_cache_home": "%s", "pgid": "%s", "pid": "%s"}\\n' \
+    "$*" "$CONDA_PREFIX" "$XDG_CACHE_HOME" "$(ps -o pgid= -p $$ | tr -d ' ')" "$$"
+} > "$out/fake-pcgr-call.json"
+echo "<html>fake report</html>" > "$out/report.html"
+echo "pcgr: done"
+exit "${FAKE_PCGR_EXIT:-0}"
+"""
+
+
+def conda_layout(tmp_path: Path) -> Path:
+    prefix = tmp_path / "conda" / "envs" / "pcgr"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix.parent / "pcgrr").mkdir()
+    exe = prefix / "bin" / "pcgr"
+    exe.write_text(FAKE_PCGR)
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return prefix
+
+
+def extracted(tmp_path: Path, **kwargs: object) -> ExtractedSample:
+    tarball = make_sample_tarball(tmp_path / "src", batch="b1", **kwargs)  # type: ignore[arg-type]
+    return safe_extract(tarball, tmp_path / "input")
+
+
+def config(prefix: Path, release: str = "2.3.0", method: str = "conda") -> ConsumerConfig:
+    return ConsumerConfig(
+        queue_url=QUEUE,
+        engine="pcgr",
+        pcgr=PcgrConfig(
+            release=release,
+            conda_prefix=prefix,
+            refdata_dir=Path("/ref"),
+            vep_dir=Path("/vep"),
+            method=method,
+            container_image="localhost/pcgr:2.3.0",
+        ),
+    )
+
+
+def test_conda_run_sets_the_env_and_produces_outputs(tmp_path: Path) -> None:
+    # GIVEN a pcgr env with its pcgrr sibling, and an unpacked sample with a CNA file
+    prefix = conda_layout(tmp_path)
+    sample = extracted(tmp_path, cna=True, options={"assay": "WGS"})
+    engine = get_engine("pcgr", config(prefix))
+    outdir = tmp_path / "ws" / "out" / "b1-sample"
+    # WHEN the engine's command runs through the consumer's process runner
+    cmd = engine.command(sample, "b1-sample", outdir)
+    outcome = run_process(cmd, tmp_path / "engine.log", timeout_s=30, stops=(threading.Event(),))
+    # THEN PCGR ran from the env, in its own process group, writing into the output dir
+    assert outcome.ok, (tmp_path / "engine.log").read_text()
+    call = json.loads((outdir / "fake-pcgr-call.json").read_text())
+    assert call["conda_prefix"] == str(prefix)
+    assert call["xdg_cache_home"].startswith(str(tmp_path / "ws"))
+    assert call["pgid"] == call["pid"]
+    assert f"--input_vcf {sample.vcfs[0]}" in call["argv"]
+    assert f"--input_cna {sample.cna}" in call["argv"]
+    assert "--assay WGS" in call["argv"]
+    assert "--vep_n_forks 2 " in call["argv"]  # from pcgr.threads, as the sample set none
+    assert (outdir / "report.html").exists()
+
+
+def test_engine_failure_status_reaches_the_outcome(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = conda_layout(tmp_path)
+    sample = extracted(tmp_path)
+    monkeypatch.setenv("FAKE_PCGR_EXIT", "3")
+    cmd = get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "ws" / "out" / "s")
+    outcome = run_process(cmd, tmp_path / "engine.log", timeout_s=30, stops=(threading.Event(),))
+    assert outcome.returncode == 3
+    assert not outcome.ok
+
+
+def test_missing_pcgrr_sibling_is_a_setup_error(tmp_path: Path) -> None:
+    prefix = conda_layout(tmp_path)
+    (prefix.parent / "pcgrr").rmdir()
+    sample = extracted(tmp_path)
+    with pytest.raises(EngineSetupError, match="pcgrr env must sit beside"):
+        get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "out" / "s")
+
+
+def test_two_vcfs_are_refused_for_pcgr(tmp_path: Path) -> None:
+    prefix = conda_layout(tmp_path)
+    sample = extracted(tmp_path, vcfs=2)
+    with pytest.raises(EngineInputError, match="exactly one tumor VCF"):
+        get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "out" / "s")
+
+
+def test_container_method_runs_as_this_user_with_a_writable_cache(tmp_path: Path) -> None:
+    sample = extracted(tmp_path, cna=True)
+    outdir = tmp_path / "ws" / "out" / "s"
+    cmd = get_engine("pcgr", config(tmp_path, method="container")).command(sample, "s", outdir)
+    argv = cmd.argv
+    assert argv[:2] == ["podman", "run"]
+    assert f"--user={os.getuid()}:{os.getgid()}" in argv
+    assert "--env=XDG_CACHE_HOME=/tmp/.cache" in argv
+    assert "--network=none" in argv
+    assert f"--volume={sample.root}:/mnt/input:ro" in argv
+    assert "--volume=/ref:/mnt/refdata:ro" in argv
+    assert f"--volume={outdir}:/mnt/output:rw" in argv
+    image = argv.index("localhost/pcgr:2.3.0")
+    assert argv[image + 1] == "pcgr"
+    inner = argv[image + 2 :]
+    assert flag_value(inner, "--input_vcf").startswith("/mnt/input/")
+    assert flag_value(inner, "--input_cna").startswith("/mnt/input/")
+    assert flag_value(inner, "--refdata_dir") == "/mnt/refdata"
+    assert flag_value(inner, "--output_dir") == "/mnt/output"
+
+
+def test_stop_event_kills_the_whole_process_group(tmp_path: Path) -> None:
+    # GIVEN a command that starts a grandchild which ignores nothing but outlives its parent
+    script = tmp_path / "tree.sh"
+    script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n")
+    script.chmod(0o755)
+    from capillary.engines import EngineCommand
+
+    stop = threading.Event()
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    # WHEN the stop event fires
+    outcome = run_process(
+        EngineCommand([str(script)], tmp_path), tmp_path / "log", timeout_s=60, stops=(stop,)
+    )
+    # THEN the run reports it was stopped and the grandchild is gone too
+    assert outcome.stopped
+    child = int((tmp_path / "child.pid").read_text())
+    assert not alive(child)
+
+
+def alive(pid: int) -> bool:
+    """Running (a reaped or zombie process is not), allowing init a moment to reap it."""
+    import time
+
+    for _ in range(50):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        if state == "Z":
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_timeout_kills_the_group(tmp_path: Path) -> None:
+    from capillary.engines import EngineCommand
+
+    outcome = run_process(
+        EngineCommand(["sleep", "30"], tmp_path), tmp_path / "log", timeout_s=0.5, stops=(threading.Event(),)
+    )
+    assert outcome.timed_out
+    assert outcome.duration_s < 10
