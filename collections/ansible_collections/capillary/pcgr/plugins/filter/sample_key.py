@@ -1,0 +1,77 @@
+# Copyright: Capillary contributors
+# Apache License 2.0
+"""Sample keys in playbooks, from `capillary.samples` (their one home)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: sample_key
+short_description: Parse a Capillary sample key
+version_added: 0.1.0
+description:
+  - Parses C(inputs/{batch}-{uuid}-{kind}.tar.gz) with the same code as the intake handler, the
+    worker daemon and the CLI, and returns its parts and derived keys.
+  - Fails with the contract's reason (for example a hyphen where the dot belongs) for a misnamed key.
+  - Requires the C(capillary) Python package on the controller.
+options:
+  _input:
+    description: An input key (already URL-decoded).
+    type: str
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Show where a sample's report will land
+  ansible.builtin.debug:
+    msg: "{{ ('inputs/batch1-0a1b2c-somatic.tar.gz' | capillary.pcgr.sample_key).output_key }}"
+
+- name: The output key of an input key, directly
+  ansible.builtin.debug:
+    msg: "{{ 'inputs/batch1-0a1b2c-somatic.tar.gz' | capillary.pcgr.sample_output_key }}"
+"""
+
+RETURN = r"""
+_value:
+  description: C(batch), C(uuid), C(kind), C(name), C(input_key), C(output_key), C(error_key).
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from capillary.samples import SampleKey, SampleKeyError
+except ImportError as exc:  # pragma: no cover - depends on the controller's environment
+    _IMPORT_ERROR: ImportError | None = exc
+else:
+    _IMPORT_ERROR = None
+
+
+def _parse(key):
+    if _IMPORT_ERROR is not None:
+        raise AnsibleFilterError(f"capillary.pcgr.sample_key needs the capillary package: {_IMPORT_ERROR}")
+    try:
+        return SampleKey.parse(str(key))
+    except SampleKeyError as exc:
+        raise AnsibleFilterError(f"sample key {exc.key!r} rejected: {exc.reason}") from exc
+
+
+def sample_key(key):
+    sample = _parse(key)
+    return {
+        "batch": sample.batch,
+        "uuid": sample.uuid,
+        "kind": sample.kind,
+        "name": sample.name,
+        "input_key": sample.input_key,
+        "output_key": sample.output_key,
+        "error_key": sample.error_key,
+    }
+
+
+def sample_output_key(key):
+    return _parse(key).output_key
+
+
+class FilterModule:
+    def filters(self):
+        return {"sample_key": sample_key, "sample_output_key": sample_output_key}

@@ -1,0 +1,485 @@
+"""The intake handler: S3 events in, work messages, rejection reports and notifications out.
+
+Deployed as a Lambda (`handler`), and run locally by `capillary intake-local` on the events queue
+the bucket notifies there (the local endpoint cannot invoke a Lambda). Both call `handle_event`.
+
+- Every record of every event is handled; `s3:TestEvent` and keys outside `inputs/`/`outputs/`
+  are ignored.
+- A well-named upload becomes one work message (`work_message`) on the work queue; the object
+  is never downloaded. S3 delivers at least once, so duplicates are expected: the message carries
+  the object's etag and the event's sequencer, and the consumer is idempotent on (key, etag).
+- A misnamed upload gets a JSON rejection report under `rejected/` and a notification.
+- An optional webhook (StackStorm, AWX, Event-Driven Ansible, or plain JSON) hears about every
+  sample. Its key comes from SSM Parameter Store (SecureString), read once per cold start. Calls
+  are bounded (timeout, retries); a failing webhook is logged and reported but never loses the
+  sample, because the work message is sent first.
+- Outputs (`outputs/…-output.tar.gz`, `outputs/…-error.json`) trigger a notification with a
+  presigned download link, by webhook, Slack incoming webhook and/or SNS.
+
+Configuration comes from environment variables (set by `roles/intake`), parsed once into
+`IntakeConfig`. A record whose work message cannot be sent makes the invocation fail after the
+other records are handled, so the event is retried (Lambda) or redelivered (local queue).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote_plus
+
+from capillary.samples import (
+    INPUT_PREFIX,
+    OUTPUT_PREFIX,
+    SampleKey,
+    SampleKeyError,
+    parse_output_key,
+    rejected_key,
+)
+
+log = logging.getLogger("capillary.intake")
+
+PAYLOAD_SCHEMA = "capillary.intake/v1"
+WEBHOOK_KINDS = ("stackstorm", "awx", "eda", "json")
+# SigV4 presigned URLs live at most 7 days.
+MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600
+
+
+class IntakeError(RuntimeError):
+    """Records that could not be queued; raised after every record was tried, so the event is retried."""
+
+
+class IntakeConfigError(ValueError):
+    """A setting that is missing or malformed; names the environment variable."""
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    deployment: str
+    work_queue_url: str
+    notify_topic_arn: str = ""
+    webhook_url: str = ""
+    webhook_kind: str = "json"
+    webhook_key_parameter: str = ""
+    webhook_timeout_s: float = 3.0
+    webhook_retries: int = 2
+    slack_webhook_parameter: str = ""
+    presign_expiry_s: int = 24 * 3600
+    notify_outputs: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IntakeConfig:
+        env = os.environ if env is None else env
+
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = env.get(name, "")
+            if raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise IntakeConfigError(f"{name}: expected a number, got {raw!r}") from None
+            if not low <= value <= high:
+                raise IntakeConfigError(f"{name}: must be between {low:g} and {high:g}, got {raw}")
+            return value
+
+        deployment = env.get("CAPILLARY_DEPLOYMENT", "")
+        queue = env.get("CAPILLARY_WORK_QUEUE_URL", "")
+        if not deployment:
+            raise IntakeConfigError("CAPILLARY_DEPLOYMENT: not set")
+        if not queue:
+            raise IntakeConfigError("CAPILLARY_WORK_QUEUE_URL: not set")
+        kind = env.get("CAPILLARY_WEBHOOK_KIND", "json") or "json"
+        if kind not in WEBHOOK_KINDS:
+            raise IntakeConfigError(
+                f"CAPILLARY_WEBHOOK_KIND: one of {', '.join(WEBHOOK_KINDS)}, got {kind!r}"
+            )
+        return cls(
+            deployment=deployment,
+            work_queue_url=queue,
+            notify_topic_arn=env.get("CAPILLARY_NOTIFY_TOPIC_ARN", ""),
+            webhook_url=env.get("CAPILLARY_WEBHOOK_URL", ""),
+            webhook_kind=kind,
+            webhook_key_parameter=env.get("CAPILLARY_WEBHOOK_KEY_PARAMETER", ""),
+            webhook_timeout_s=number("CAPILLARY_WEBHOOK_TIMEOUT_S", 3.0, 0.1, 30),
+            webhook_retries=int(number("CAPILLARY_WEBHOOK_RETRIES", 2, 0, 5)),
+            slack_webhook_parameter=env.get("CAPILLARY_SLACK_WEBHOOK_PARAMETER", ""),
+            presign_expiry_s=int(number("CAPILLARY_PRESIGN_EXPIRY_S", 24 * 3600, 60, MAX_PRESIGN_EXPIRY_S)),
+            notify_outputs=env.get("CAPILLARY_NOTIFY_OUTPUTS", "true").lower() not in ("0", "false", "no"),
+        )
+
+
+@dataclass
+class Clients:
+    """The AWS clients and secrets of one process (one Lambda execution environment)."""
+
+    s3: Any
+    sqs: Any
+    ssm: Any
+    sns: Any
+    _secrets: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls) -> Clients:
+        import boto3
+        from botocore.config import Config
+
+        # Bounded: an intake call must finish well inside the Lambda timeout.
+        config = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+        # SigV4 presigned links: the only kind every region accepts, with an explicit expiry.
+        s3_config = config.merge(Config(signature_version="s3v4"))
+        return cls(
+            s3=boto3.client("s3", config=s3_config),
+            sqs=boto3.client("sqs", config=config),
+            ssm=boto3.client("ssm", config=config),
+            sns=boto3.client("sns", config=config),
+        )
+
+    def secret(self, parameter: str) -> str:
+        """A SecureString parameter's value, fetched once and kept for the process's life."""
+        if parameter not in self._secrets:
+            response = self.ssm.get_parameter(Name=parameter, WithDecryption=True)
+            self._secrets[parameter] = str(response["Parameter"]["Value"])
+        return self._secrets[parameter]
+
+
+@dataclass
+class Record:
+    """The parts of one S3 event record intake uses (`key` decoded exactly once)."""
+
+    event_name: str
+    bucket: str
+    raw_key: str
+    key: str
+    size: int | None
+    etag: str | None
+    sequencer: str | None
+    event_time: str
+
+    @classmethod
+    def from_s3(cls, record: Mapping[str, Any]) -> Record:
+        s3 = record.get("s3", {})
+        obj = s3.get("object", {})
+        raw_key = str(obj.get("key", ""))
+        size = obj.get("size")
+        return cls(
+            event_name=str(record.get("eventName", "")),
+            bucket=str(s3.get("bucket", {}).get("name", "")),
+            raw_key=raw_key,
+            key=unquote_plus(raw_key),
+            size=int(size) if size is not None else None,
+            etag=obj.get("eTag") or obj.get("etag"),
+            sequencer=obj.get("sequencer"),
+            event_time=str(record.get("eventTime", "")),
+        )
+
+
+@dataclass
+class Outcome:
+    queued: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    notified: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    webhook_failures: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {
+            "queued": self.queued,
+            "rejected": self.rejected,
+            "notified": self.notified,
+            "ignored": self.ignored,
+            "failed": self.failed,
+            "webhook_failures": self.webhook_failures,
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Messages and payloads: defined here, once
+
+
+def work_message(record: Record, sample: SampleKey) -> dict[str, Any]:
+    """The work queue message (DESIGN.md): the consumer is idempotent on (key, etag)."""
+    return {
+        "bucket": record.bucket,
+        "key": sample.input_key,
+        "batch": sample.batch,
+        "uuid": sample.uuid,
+        "kind": sample.kind,
+        "size": record.size,
+        "etag": record.etag,
+        "event_time": record.event_time,
+        "sequencer": record.sequencer,
+    }
+
+
+def webhook_payload(
+    event: str,
+    config: IntakeConfig,
+    record: Record,
+    *,
+    sample: SampleKey | None = None,
+    reason: str | None = None,
+    report_key: str | None = None,
+    download_url: str | None = None,
+    download_expires_at: str | None = None,
+) -> dict[str, Any]:
+    """The one payload every notification carries; `data/webhook_payload.schema.json` describes it.
+
+    `event` is `sample.received`, `sample.rejected`, `sample.completed` or `sample.failed`.
+    """
+    return {
+        "schema": PAYLOAD_SCHEMA,
+        "event": event,
+        "deployment": config.deployment,
+        "bucket": record.bucket,
+        "key": record.key,
+        "sample": (
+            {"name": sample.name, "batch": sample.batch, "uuid": sample.uuid, "kind": sample.kind}
+            if sample
+            else None
+        ),
+        "size": record.size,
+        "etag": record.etag,
+        "sequencer": record.sequencer,
+        "event_time": record.event_time,
+        "reason": reason,
+        "report_key": report_key,
+        "download_url": download_url,
+        "download_expires_at": download_expires_at,
+    }
+
+
+def rejection_report(record: Record, reason: str) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "reason": reason,
+        "bucket": record.bucket,
+        "size": record.size,
+        "etag": record.etag,
+        "event_time": record.event_time,
+        "rejected_at": _now(),
+        "contract": "inputs/{batch}-{uuid}-{kind}.tar.gz (uuid: 6 hex; kind: somatic or normal)",
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery
+
+
+def _webhook_request(config: IntakeConfig, key: str, payload: dict[str, Any]) -> urllib.request.Request:
+    headers = {"Content-Type": "application/json", "User-Agent": "capillary-intake"}
+    body: Any = payload
+    if config.webhook_kind == "stackstorm":
+        if key:
+            headers["St2-Api-Key"] = key
+    elif config.webhook_kind == "awx":
+        # A job template launch: the payload becomes the job's extra_vars.
+        body = {"extra_vars": {"capillary": payload}}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+    elif key:
+        headers["Authorization"] = f"Bearer {key}"
+    return json_request(config.webhook_url, body, headers)
+
+
+def json_request(url: str, body: Any, headers: dict[str, str] | None = None) -> urllib.request.Request:
+    """A JSON POST to an http(s) URL (any other scheme is refused before a request exists)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("notification URLs must be http(s)")
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    return urllib.request.Request(url, data=json.dumps(body).encode(), headers=all_headers, method="POST")  # noqa: S310
+
+
+def post_json(
+    request: urllib.request.Request, timeout_s: float, retries: int, what: str, ctx: dict[str, Any]
+) -> None:
+    """POST with a bounded timeout and bounded retries; raises the last error."""
+    last: Exception | None = None
+    for attempt in range(1, retries + 2):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - scheme checked
+                response.read(1024)
+                return
+        except urllib.error.HTTPError as exc:
+            last = exc
+            if 400 <= exc.code < 500 and exc.code not in (408, 429):
+                break  # the endpoint refused this request; retrying will not change its mind
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            last = exc
+        log.warning("%s attempt %d failed: %s", what, attempt, last, extra={**ctx, "attempt": attempt})
+        if attempt <= retries:
+            time.sleep(min(0.2 * 2 ** (attempt - 1), 2.0))
+    assert last is not None
+    raise last
+
+
+def _notify(
+    config: IntakeConfig,
+    clients: Clients,
+    payload: dict[str, Any],
+    outcome: Outcome,
+    ctx: dict[str, Any],
+) -> None:
+    """Every configured channel hears about `payload`; a failing channel is logged, never raised."""
+    if config.webhook_url:
+        try:
+            key = clients.secret(config.webhook_key_parameter) if config.webhook_key_parameter else ""
+            request = _webhook_request(config, key, payload)
+            post_json(request, config.webhook_timeout_s, config.webhook_retries, "webhook", ctx)
+        except Exception as exc:  # a webhook failure must never lose the sample
+            outcome.webhook_failures.append(payload["key"])
+            log.error(
+                "webhook failed: %s (the sample is safe: intake already did its part)",
+                type(exc).__name__,
+                extra={**ctx, "phase": "webhook", "reason": str(exc)[:300]},
+            )
+    if config.slack_webhook_parameter and payload["event"] != "sample.received":
+        try:
+            url = clients.secret(config.slack_webhook_parameter)
+            request = json_request(url, {"text": _slack_text(payload)})
+            post_json(request, config.webhook_timeout_s, config.webhook_retries, "slack", ctx)
+        except Exception as exc:
+            outcome.webhook_failures.append(payload["key"])
+            log.error("slack notification failed: %s", type(exc).__name__, extra={**ctx, "phase": "notify"})
+    if config.notify_topic_arn and payload["event"] != "sample.received":
+        try:
+            clients.sns.publish(
+                TopicArn=config.notify_topic_arn,
+                Subject=f"capillary {payload['event']}"[:100],
+                Message=json.dumps(payload),
+                MessageAttributes={"event": {"DataType": "String", "StringValue": payload["event"]}},
+            )
+        except Exception as exc:
+            log.error("SNS notification failed: %s", exc, extra={**ctx, "phase": "notify"})
+
+
+def _slack_text(payload: dict[str, Any]) -> str:
+    name = (payload.get("sample") or {}).get("name") or payload["key"]
+    if payload["event"] == "sample.rejected":
+        return f":warning: upload `{payload['key']}` rejected: {payload['reason']}"
+    if payload["event"] == "sample.completed":
+        return f":white_check_mark: sample `{name}` is done: <{payload['download_url']}|download the report>"
+    return f":x: sample `{name}` failed: <{payload['download_url']}|error report>"
+
+
+# --------------------------------------------------------------------------------------------
+# Records
+
+
+def handle_input(record: Record, config: IntakeConfig, clients: Clients, outcome: Outcome) -> None:
+    ctx: dict[str, Any] = {"key": record.key, "phase": "intake"}
+    try:
+        sample = SampleKey.parse(record.key)
+    except SampleKeyError as exc:
+        report = rejected_key(record.key)
+        clients.s3.put_object(
+            Bucket=record.bucket,
+            Key=report,
+            Body=json.dumps(rejection_report(record, exc.reason), indent=2).encode(),
+            ContentType="application/json",
+        )
+        outcome.rejected.append(record.key)
+        log.warning("rejected upload: %s", exc.reason, extra={**ctx, "reason": exc.reason, "phase": "reject"})
+        payload = webhook_payload("sample.rejected", config, record, reason=exc.reason, report_key=report)
+        _notify(config, clients, payload, outcome, ctx)
+        return
+    ctx["sample"] = sample.name
+    response = clients.sqs.send_message(
+        QueueUrl=config.work_queue_url,
+        MessageBody=json.dumps(work_message(record, sample)),
+        MessageAttributes={
+            "sample": {"DataType": "String", "StringValue": sample.name},
+            "etag": {"DataType": "String", "StringValue": record.etag or "unknown"},
+        },
+    )
+    outcome.queued.append(sample.input_key)
+    log.info("queued", extra={**ctx, "message_id": response.get("MessageId"), "phase": "queue"})
+    _notify(config, clients, webhook_payload("sample.received", config, record, sample=sample), outcome, ctx)
+
+
+def handle_output(record: Record, config: IntakeConfig, clients: Clients, outcome: Outcome) -> None:
+    try:
+        sample, what = parse_output_key(record.key)
+    except SampleKeyError:
+        outcome.ignored.append(record.key)  # markers and scratch objects under outputs/
+        return
+    ctx: dict[str, Any] = {"key": record.key, "sample": sample.name, "phase": "notify"}
+    if not config.notify_outputs:
+        outcome.ignored.append(record.key)
+        return
+    url = clients.s3.generate_presigned_url(
+        "get_object",
+        Params={"Bucket": record.bucket, "Key": record.key},
+        ExpiresIn=config.presign_expiry_s,
+    )
+    expires = (datetime.now(UTC) + timedelta(seconds=config.presign_expiry_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    event = "sample.completed" if what == "output" else "sample.failed"
+    payload = webhook_payload(
+        event, config, record, sample=sample, download_url=url, download_expires_at=expires
+    )
+    _notify(config, clients, payload, outcome, ctx)
+    outcome.notified.append(record.key)
+    log.info("notified %s", event, extra=ctx)
+
+
+def is_test_event(event: Mapping[str, Any]) -> bool:
+    return event.get("Event") == "s3:TestEvent"
+
+
+def handle_event(event: Mapping[str, Any], config: IntakeConfig, clients: Clients) -> Outcome:
+    """Handle every record of one S3 event; raise IntakeError if any sample could not be queued."""
+    outcome = Outcome()
+    if is_test_event(event):
+        log.info("ignored s3:TestEvent", extra={"phase": "intake"})
+        return outcome
+    for raw in event.get("Records", []):
+        record = Record.from_s3(raw)
+        if not record.event_name.startswith("ObjectCreated:"):
+            outcome.ignored.append(record.key)
+            continue
+        if record.key.endswith("/"):
+            outcome.ignored.append(record.key)  # a "folder" placeholder, not an upload
+            continue
+        try:
+            if record.key.startswith(INPUT_PREFIX):
+                handle_input(record, config, clients, outcome)
+            elif record.key.startswith(OUTPUT_PREFIX):
+                handle_output(record, config, clients, outcome)
+            else:
+                outcome.ignored.append(record.key)
+        except Exception as exc:
+            outcome.failed.append(record.key)
+            log.exception(
+                "record failed: %s", type(exc).__name__, extra={"key": record.key, "phase": "intake"}
+            )
+    if outcome.failed:
+        raise IntakeError(f"{len(outcome.failed)} record(s) not handled: {', '.join(outcome.failed)}")
+    return outcome
+
+
+# --------------------------------------------------------------------------------------------
+# Lambda entry point: configuration and clients live as long as the execution environment
+
+_STATE: dict[str, Any] = {}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if "config" not in _STATE:
+        from capillary.logs import configure_logging
+
+        configure_logging(os.environ.get("CAPILLARY_LOG_LEVEL", "INFO"))
+        _STATE["config"] = IntakeConfig.from_env()
+        _STATE["clients"] = Clients.create()
+    return handle_event(event, _STATE["config"], _STATE["clients"]).as_dict()

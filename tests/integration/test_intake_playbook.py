@@ -1,0 +1,168 @@
+"""playbooks/intake.yml against the local endpoint: check mode, a real run, a re-run, least privilege."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from capillary.naming import deployment_names
+from tests.support.localaws import LocalAWS
+
+pytestmark = pytest.mark.integration
+
+PLAYBOOK = "playbooks/intake.yml"
+NAMES = deployment_names("pbtest")
+# The AWS layout (Lambda target, TLS-only policy) for the lifecycle test; the local layout (events
+# queue, no TLS policy: the endpoint speaks plain HTTP) for the least-privilege test.
+VARS = {"capillary_deployment": "pbtest", "intake_platform": "aws", "intake_webhook_key": "st2-secret-key"}
+LOCAL_VARS = {"capillary_deployment": "pbtest", "intake_platform": "local"}
+
+
+def _everything(aws: LocalAWS) -> dict[str, Any]:
+    """What exists in the account, in the services the role touches."""
+    iam = aws.client("iam")
+    return {
+        "buckets": [b["Name"] for b in aws.client("s3").list_buckets()["Buckets"]],
+        "queues": aws.client("sqs").list_queues().get("QueueUrls", []),
+        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"]],
+        "profiles": [p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]],
+        "parameters": [p["Name"] for p in aws.client("ssm").describe_parameters()["Parameters"]],
+        "functions": [f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]],
+        "topics": aws.client("sns").list_topics()["Topics"],
+    }
+
+
+def _denied(call: Any, **kwargs: Any) -> bool:
+    try:
+        call(**kwargs)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        return code in ("AccessDenied", "AccessDeniedException", "403")
+    return False
+
+
+def test_check_mode_then_a_real_run_then_nothing_changes(aws: LocalAWS, playbook: Any) -> None:
+    # GIVEN an empty account WHEN the playbook runs in check mode THEN nothing is created
+    playbook(PLAYBOOK, extra_vars=VARS, check=True).assert_ok()
+    assert _everything(aws) == {k: [] for k in _everything(aws)}
+
+    # WHEN it runs for real THEN every resource exists, named from the deployment
+    first = playbook(PLAYBOOK, extra_vars=VARS).assert_ok()
+    assert first.changed > 0
+    s3, sqs, ssm, iam = aws.client("s3"), aws.client("sqs"), aws.client("ssm"), aws.client("iam")
+    assert NAMES.bucket in _everything(aws)["buckets"]
+    blocked = s3.get_public_access_block(Bucket=NAMES.bucket)["PublicAccessBlockConfiguration"]
+    assert all(blocked.values())
+    rules = s3.get_bucket_encryption(Bucket=NAMES.bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert s3.get_bucket_versioning(Bucket=NAMES.bucket)["Status"] == "Enabled"
+    policy = json.loads(s3.get_bucket_policy(Bucket=NAMES.bucket)["Policy"])
+    assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    lifecycle = {r["ID"]: r for r in s3.get_bucket_lifecycle_configuration(Bucket=NAMES.bucket)["Rules"]}
+    assert lifecycle["capillary-inputs"]["Transitions"][0]["Days"] == 30
+    assert lifecycle["capillary-inputs"]["Expiration"]["Days"] == 365
+
+    work = sqs.get_queue_url(QueueName=NAMES.work_queue)["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=NAMES.dead_letter_queue)["QueueUrl"]
+    attrs = sqs.get_queue_attributes(QueueUrl=work, AttributeNames=["All"])["Attributes"]
+    assert attrs["VisibilityTimeout"] == str(14400 + 900)
+    assert attrs["ReceiveMessageWaitTimeSeconds"] == "20"
+    assert attrs["KmsMasterKeyId"] == "alias/aws/sqs"
+    redrive = json.loads(attrs["RedrivePolicy"])
+    assert int(redrive["maxReceiveCount"]) == 3 and redrive["deadLetterTargetArn"].endswith(
+        NAMES.dead_letter_queue
+    )
+    dlq_retention = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["MessageRetentionPeriod"])
+    assert int(dlq_retention["Attributes"]["MessageRetentionPeriod"]) > int(attrs["MessageRetentionPeriod"])
+
+    secret = ssm.get_parameter(Name=f"{NAMES.ssm_secrets}/webhook_key", WithDecryption=True)["Parameter"]
+    assert secret["Type"] == "SecureString" and secret["Value"] == "st2-secret-key"
+    assert ssm.get_parameter(Name=f"{NAMES.ssm_config}/work_queue_url")["Parameter"]["Value"] == work
+    function = aws.client("lambda").get_function(FunctionName=NAMES.intake_function)["Configuration"]
+    assert function["Handler"] == "capillary.intake.handler"
+    env = function["Environment"]["Variables"]
+    assert env["CAPILLARY_WORK_QUEUE_URL"] == work
+    assert "st2-secret-key" not in json.dumps(env)  # the key is an SSM parameter name, never a value
+    assert (
+        iam.get_instance_profile(InstanceProfileName=NAMES.worker_instance_profile)["InstanceProfile"][
+            "Roles"
+        ][0]["RoleName"]
+        == NAMES.worker_role
+    )
+    worker_policy = json.dumps(iam.get_role_policy(RoleName=NAMES.worker_role, PolicyName="capillary-worker"))
+    assert "ec2:TerminateInstances" not in worker_policy
+
+    # AND the bucket notifies the handler for inputs/ and outputs/, and may invoke it
+    notifications = s3.get_bucket_notification_configuration(Bucket=NAMES.bucket)
+    targets = notifications["LambdaFunctionConfigurations"]
+    assert sorted(n["Filter"]["Key"]["FilterRules"][0]["Value"] for n in targets) == ["inputs/", "outputs/"]
+    assert {n["LambdaFunctionArn"] for n in targets} == {function["FunctionArn"]}
+    permission = aws.client("lambda").get_policy(FunctionName=NAMES.intake_function)["Policy"]
+    assert "s3.amazonaws.com" in permission and NAMES.bucket in permission
+    # AND the TLS-only policy is in force: the endpoint speaks plain HTTP, so a write is refused
+    with pytest.raises(ClientError):
+        s3.put_object(Bucket=NAMES.bucket, Key="inputs/plain-abc123-somatic.tar.gz", Body=b"x")
+
+    # WHEN it runs again THEN nothing changes
+    playbook(PLAYBOOK, extra_vars=VARS).assert_idempotent()
+
+
+def test_worker_credentials_can_do_their_job_and_nothing_else(aws: LocalAWS, playbook: Any) -> None:
+    playbook(PLAYBOOK, extra_vars=LOCAL_VARS).assert_ok()
+    notifications = aws.client("s3").get_bucket_notification_configuration(Bucket=NAMES.bucket)
+    assert {n["QueueArn"].rsplit(":", 1)[1] for n in notifications["QueueConfigurations"]} == {
+        NAMES.events_queue
+    }
+    iam, s3, sqs = aws.client("iam"), aws.client("s3"), aws.client("sqs")
+    # GIVEN a user holding exactly the worker role's policy, and objects in every prefix
+    document = iam.get_role_policy(RoleName=NAMES.worker_role, PolicyName="capillary-worker")[
+        "PolicyDocument"
+    ]
+    iam.create_user(UserName="probe")
+    iam.put_user_policy(UserName="probe", PolicyName="capillary-worker", PolicyDocument=json.dumps(document))
+    key = iam.create_access_key(UserName="probe")["AccessKey"]
+    for prefix in ("inputs", "rejected"):
+        s3.put_object(Bucket=NAMES.bucket, Key=f"{prefix}/b-abc123-somatic.tar.gz", Body=b"x")
+    work = sqs.get_queue_url(QueueName=NAMES.work_queue)["QueueUrl"]
+    events = sqs.get_queue_url(QueueName=NAMES.events_queue)["QueueUrl"]
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=aws.endpoint_url,
+            region_name=aws.region,
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+            aws_session_token=None,
+        )
+
+    ws3, wsqs = client("s3"), client("sqs")
+    # WHEN moto enforces IAM from now on
+    aws.set_iam_enforcement(0)
+    try:
+        # THEN the worker reads inputs/, writes outputs/, works its queue and reads its parameters
+        assert (
+            ws3.get_object(Bucket=NAMES.bucket, Key="inputs/b-abc123-somatic.tar.gz")["Body"].read() == b"x"
+        )
+        ws3.put_object(Bucket=NAMES.bucket, Key="outputs/b-abc123-somatic-output.tar.gz", Body=b"r")
+        wsqs.receive_message(QueueUrl=work, WaitTimeSeconds=0)
+        # AND is refused everywhere else
+        assert _denied(
+            ws3.put_object, Bucket=NAMES.bucket, Key="inputs/evil-abc123-somatic.tar.gz", Body=b"x"
+        )
+        assert _denied(ws3.get_object, Bucket=NAMES.bucket, Key="rejected/b-abc123-somatic.tar.gz")
+        assert _denied(ws3.delete_object, Bucket=NAMES.bucket, Key="inputs/b-abc123-somatic.tar.gz")
+        assert _denied(wsqs.send_message, QueueUrl=work, MessageBody="{}")
+        assert _denied(wsqs.receive_message, QueueUrl=events, WaitTimeSeconds=0)
+        assert _denied(client("ec2").terminate_instances, InstanceIds=["i-0123456789abcdef0"])
+    finally:
+        aws.set_iam_enforcement(None)
+    # moto authorizes SSM calls against the resource "*", so a path-scoped grant cannot be
+    # exercised there; the document itself must scope it to the deployment's own path.
+    [ssm_grant] = [s for s in document["Statement"] if any(a.startswith("ssm:") for a in s["Action"])]
+    assert ssm_grant["Resource"].endswith(f":parameter{NAMES.ssm_prefix}/*")
+    assert ssm_grant["Action"] == ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]

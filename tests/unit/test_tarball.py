@@ -1,0 +1,325 @@
+"""The sample tarball validator and safe extraction, against crafted good and bad archives."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from capillary.tarball import Limits, TarballError, safe_extract, validate_tarball
+from tests.support.samples import make_sample_tarball, make_vcf, options_toml, vcf_text
+
+TOML = options_toml({"genome_assembly": "grch38", "assay": "WGS"}).encode()
+
+
+def _info(name: str, **attrs: object) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o644
+    for key, value in attrs.items():
+        setattr(info, key, value)
+    return info
+
+
+def build_tar(path: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
+    """A .tar.gz with exactly these headers (and contents), unchecked: the crafting tool."""
+    with tarfile.open(path, "w:gz") as archive:
+        for info, content in members:
+            if content is not None:
+                info.size = len(content)
+                archive.addfile(info, io.BytesIO(content))
+            else:
+                archive.addfile(info)
+    return path
+
+
+@pytest.fixture
+def vcf(tmp_path: Path) -> bytes:
+    return make_vcf(tmp_path / "scratch" / "t.vcf.gz", n_variants=20).read_bytes()
+
+
+def good_members(vcf: bytes) -> list[tuple[tarfile.TarInfo, bytes | None]]:
+    return [(_info("s/tumor.vcf.gz"), vcf), (_info("s/s.toml"), TOML)]
+
+
+def codes(path: Path, limits: Limits | None = None) -> list[str]:
+    return [p.code for p in validate_tarball(path, limits).problems]
+
+
+def assert_nothing_outside(root: Path, dest: Path) -> None:
+    """Every file under `root` is either the tarball, the scratch dir, or inside `dest`."""
+    for found in root.rglob("*"):
+        if found.is_file() and dest not in found.parents and found.suffixes[-2:] != [".tar", ".gz"]:
+            assert "scratch" in found.parts, f"written outside the destination: {found}"
+
+
+def test_a_realistic_sample_validates_and_extracts(tmp_path: Path) -> None:
+    # GIVEN a sample built like a user's, with two VCFs and a CNA file
+    tarball = make_sample_tarball(tmp_path, vcfs=2, cna=True)
+    # WHEN validated THEN it is ok, and its parts are recognised
+    result = validate_tarball(tarball)
+    assert result.ok, result.problems
+    assert len(result.vcfs) == 2 and result.toml and result.cna
+    assert result.assembly == "grch38" and result.options["assay"] == "WGS"
+    assert result.as_dict()["ok"] is True
+    # WHEN extracted THEN the files are there, private, and hashed as they are on disk
+    sample = safe_extract(tarball, tmp_path / "out")
+    assert [p.name for p in sample.vcfs] == ["tumor1.vcf.gz", "tumor2.vcf.gz"]
+    for member, digest in sample.sha256.items():
+        path = sample.root / member
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
+        assert path.stat().st_mode & 0o077 == 0
+    assert sample.options["genome_assembly"] == "grch38"
+
+
+@pytest.mark.parametrize(
+    ("member", "code"),
+    [
+        (_info("../evil.txt"), "path_traversal"),
+        (_info("s/../../evil.txt"), "path_traversal"),
+        (_info("/tmp/capillary-evil.txt"), "absolute_path"),
+        (_info("s/link", type=tarfile.SYMTYPE, linkname="../../etc/passwd"), "symlink_escape"),
+        (_info("s/abs", type=tarfile.SYMTYPE, linkname="/etc/passwd"), "symlink_escape"),
+        (_info("s/hard", type=tarfile.LNKTYPE, linkname="../outside"), "hardlink_escape"),
+        (_info("s/hardabs", type=tarfile.LNKTYPE, linkname="/etc/shadow"), "hardlink_escape"),
+        (_info("s/inner", type=tarfile.SYMTYPE, linkname="tumor.vcf.gz"), "link"),
+        (_info("s/dev", type=tarfile.CHRTYPE, devmajor=1, devminor=3), "special_file"),
+        (_info("s/fifo", type=tarfile.FIFOTYPE), "special_file"),
+    ],
+    ids=lambda v: v.name if isinstance(v, tarfile.TarInfo) else v,
+)
+def test_unsafe_members_are_refused_and_nothing_escapes(
+    tmp_path: Path, vcf: bytes, member: tarfile.TarInfo, code: str
+) -> None:
+    # GIVEN a valid sample with one unsafe member added
+    content = b"pwned\n" if member.isfile() else None
+    tarball = build_tar(tmp_path / "s.tar.gz", [*good_members(vcf), (member, content)])
+    # WHEN validated THEN exactly that rule is named, for that member
+    problems = validate_tarball(tarball).problems
+    assert [p.code for p in problems] == [code]
+    assert problems[0].member == member.name
+    # WHEN extracted THEN it raises, the destination is left empty and nothing is written outside it
+    dest = tmp_path / "deep" / "dest"
+    with pytest.raises(TarballError) as caught:
+        safe_extract(tarball, dest)
+    assert code in [p.code for p in caught.value.problems]
+    assert member.name in str(caught.value)
+    assert list(dest.iterdir()) == []
+    assert not (tmp_path / "deep" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+    assert not Path("/tmp/capillary-evil.txt").exists()
+    assert_nothing_outside(tmp_path, dest)
+
+
+def test_a_gzip_bomb_is_refused_from_its_headers(tmp_path: Path, vcf: bytes) -> None:
+    # GIVEN 32 MiB of zeros hidden in a member, compressing about 1000:1
+    bomb = b"\0" * (32 << 20)
+    tarball = build_tar(tmp_path / "s.tar.gz", [*good_members(vcf), (_info("s/notes.tsv"), bomb)])
+    assert tarball.stat().st_size < 1 << 20
+    # WHEN validated with the default ratio limit (floor lowered so the test stays small)
+    problems = validate_tarball(tarball, Limits(ratio_floor_bytes=1 << 20)).problems
+    # THEN the ratio rule names it
+    assert [p.code for p in problems] == ["compression_ratio"]
+    assert "decompression bomb" in problems[0].message
+
+
+def test_member_and_total_size_limits(tmp_path: Path, vcf: bytes) -> None:
+    tarball = build_tar(tmp_path / "s.tar.gz", good_members(vcf))
+    assert codes(tarball, Limits(max_member_bytes=100)) == ["member_too_large"]
+    assert codes(tarball, Limits(max_total_bytes=len(vcf) + 10)) == ["total_too_large"]
+
+
+def test_too_many_members(tmp_path: Path, vcf: bytes) -> None:
+    # GIVEN a sample with 10 index files besides its VCF and TOML
+    extra = [(_info(f"s/t{n}.vcf.gz.csi"), b"x") for n in range(10)]
+    tarball = build_tar(tmp_path / "s.tar.gz", [*good_members(vcf), *extra])
+    # WHEN validated with a limit of 5 members THEN the count rule fires once
+    assert codes(tarball, Limits(max_members=5)) == ["too_many_members"]
+
+
+def test_a_vcf_that_is_gzip_but_not_bgzip(tmp_path: Path) -> None:
+    plain = make_vcf(tmp_path / "scratch" / "p.vcf.gz", bgzip=False)
+    tarball = build_tar(
+        tmp_path / "s.tar.gz", [(_info("s/t.vcf.gz"), plain.read_bytes()), (_info("s/s.toml"), TOML)]
+    )
+    problems = validate_tarball(tarball).problems
+    assert [p.code for p in problems] == ["vcf_not_bgzipped"]
+    assert "bgzip" in problems[0].message and problems[0].member == "s/t.vcf.gz"
+
+
+def test_an_uncompressed_vcf(tmp_path: Path) -> None:
+    text = vcf_text().encode()
+    tarball = build_tar(
+        tmp_path / "s.tar.gz",
+        [(_info("s/t.vcf.gz"), text), (_info("s/u.vcf"), text), (_info("s/s.toml"), TOML)],
+    )
+    assert sorted(codes(tarball)) == ["vcf_not_bgzipped", "vcf_not_gzip"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("##fileformat=VCFv4.2\nchr1\t1\t.\tA\tC\t.\tPASS\t.\n", "records before its '#CHROM'"),
+        ("##fileformat=VCFv4.2\n##source=x\n", "no '#CHROM' header line"),
+        ("#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n", "'##fileformat=VCF'"),
+        ("##fileformat=VCFv4.2\n#CHROM POS ID\n", "malformed '#CHROM' line"),
+    ],
+)
+def test_vcf_header_rules(tmp_path: Path, text: str, message: str) -> None:
+    vcf = make_vcf(tmp_path / "scratch" / "h.vcf.gz", text=text).read_bytes()
+    tarball = build_tar(tmp_path / "s.tar.gz", [(_info("s/t.vcf.gz"), vcf), (_info("s/s.toml"), TOML)])
+    problems = validate_tarball(tarball).problems
+    assert [p.code for p in problems] == ["vcf_header"]
+    assert message in problems[0].message
+
+
+def test_problems_never_quote_vcf_contents(tmp_path: Path) -> None:
+    # GIVEN a VCF whose first line is a variant carrying a recognisable string
+    secret = "chr7\t140753336\tPATIENT-SECRET-ID\tA\tT\t99\tPASS\t.\n"
+    vcf = make_vcf(tmp_path / "scratch" / "x.vcf.gz", text=secret).read_bytes()
+    tarball = build_tar(tmp_path / "s.tar.gz", [(_info("s/t.vcf.gz"), vcf), (_info("s/s.toml"), TOML)])
+    # WHEN validated THEN the problem is named, but no part of the data appears in any output
+    result = validate_tarball(tarball)
+    assert not result.ok
+    assert "PATIENT-SECRET-ID" not in repr(result.as_dict()) and "140753336" not in repr(result.as_dict())
+
+
+def test_wrong_assembly_contig_lengths(tmp_path: Path) -> None:
+    # GIVEN a GRCh37 VCF (b37 names and lengths) in a sample whose TOML says grch38
+    tarball = make_sample_tarball(tmp_path, assembly="grch37", options={"genome_assembly": "grch38"})
+    problems = validate_tarball(tarball).problems
+    # THEN the assembly rule fires and names both assemblies
+    assert {p.code for p in problems} == {"vcf_wrong_assembly"}
+    assert any("grch37 contig lengths" in p.message and "'grch38'" in p.message for p in problems)
+    # AND the same VCF under a grch37 TOML is fine
+    assert validate_tarball(make_sample_tarball(tmp_path, assembly="grch37")).ok
+
+
+def test_wrong_assembly_contig_name_without_lengths(tmp_path: Path) -> None:
+    # GIVEN a VCF with no ##contig lengths whose records sit on a GRCh37-only decoy contig
+    text = (
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        "1\t100\t.\tA\tC\t50\tPASS\t.\nGL000192.1\t100\t.\tA\tC\t50\tPASS\t.\n"
+    )
+    vcf = make_vcf(tmp_path / "scratch" / "d.vcf.gz", text=text).read_bytes()
+    tarball = build_tar(tmp_path / "s.tar.gz", [(_info("s/t.vcf.gz"), vcf), (_info("s/s.toml"), TOML)])
+    problems = validate_tarball(tarball).problems
+    assert [p.code for p in problems] == ["vcf_wrong_assembly"]
+    assert "exist only in grch37 (GL000192.1)" in problems[0].message
+
+
+def test_mixed_contig_naming(tmp_path: Path) -> None:
+    text = (
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        "chr1\t100\t.\tA\tC\t50\tPASS\t.\n2\t100\t.\tA\tC\t50\tPASS\t.\n"
+    )
+    vcf = make_vcf(tmp_path / "scratch" / "m.vcf.gz", text=text).read_bytes()
+    tarball = build_tar(tmp_path / "s.tar.gz", [(_info("s/t.vcf.gz"), vcf), (_info("s/s.toml"), TOML)])
+    assert codes(tarball) == ["vcf_contig_naming"]
+
+
+def test_either_chr_convention_is_accepted(tmp_path: Path) -> None:
+    # PCGR normalises the chr prefix itself: grch38 with bare names and correct lengths is fine
+    text = vcf_text(assembly="grch38").replace("chr", "")
+    vcf = make_vcf(tmp_path / "scratch" / "n.vcf.gz", text=text).read_bytes()
+    tarball = build_tar(tmp_path / "s.tar.gz", [(_info("s/t.vcf.gz"), vcf), (_info("s/s.toml"), TOML)])
+    assert codes(tarball) == []
+
+
+def test_bad_toml(tmp_path: Path) -> None:
+    tarball = make_sample_tarball(tmp_path, toml_text='genome_assembly = "grch38\nassay = WGS\n')
+    problems = validate_tarball(tarball).problems
+    assert [p.code for p in problems] == ["toml_invalid"]
+    assert "does not parse as TOML" in problems[0].message and problems[0].member.endswith(".toml")
+
+
+def test_unknown_and_invalid_options_are_each_named(tmp_path: Path) -> None:
+    tarball = make_sample_tarball(
+        tmp_path, options={"tumour_site": 9, "tumor_purity": 1.5, "assay": "RNA", "input_vcf": "x"}
+    )
+    problems = validate_tarball(tarball).problems
+    messages = {p.message for p in problems}
+    assert "unknown PCGR option 'tumour_site'" in messages
+    assert "tumor_purity must be <= 1.0" in messages
+    assert "assay must be one of 'WGS', 'WES', 'TARGETED'" in messages
+    assert any("'input_vcf' (the engine sets paths" in m for m in messages)
+    assert len(problems) == 4
+
+
+def test_every_problem_is_reported_not_just_the_first(tmp_path: Path) -> None:
+    # GIVEN a sample that breaks four rules at once
+    plain = make_vcf(tmp_path / "scratch" / "p.vcf.gz", bgzip=False).read_bytes()
+    tarball = build_tar(
+        tmp_path / "s.tar.gz",
+        [
+            (_info("s/t.vcf.gz"), plain),
+            (_info("../up.txt"), b"x"),
+            (_info("s/README.md"), b"hello"),
+            (_info("s/s.toml"), b'genome_assembly = "hg19"\n'),
+        ],
+    )
+    assert sorted(codes(tarball)) == [
+        "option_choice",
+        "path_traversal",
+        "unexpected_member",
+        "vcf_not_bgzipped",
+    ]
+
+
+def test_missing_parts(tmp_path: Path, vcf: bytes) -> None:
+    only_vcf = build_tar(tmp_path / "a.tar.gz", [(_info("s/t.vcf.gz"), vcf)])
+    assert codes(only_vcf) == ["no_toml"]
+    only_toml = build_tar(tmp_path / "b.tar.gz", [(_info("s/s.toml"), TOML)])
+    assert codes(only_toml) == ["no_vcf"]
+    two_tomls = build_tar(tmp_path / "c.tar.gz", [*good_members(vcf), (_info("s/other.toml"), TOML)])
+    assert codes(two_tomls) == ["multiple_toml"]
+    missing_assembly = build_tar(
+        tmp_path / "d.tar.gz", [(_info("s/t.vcf.gz"), vcf), (_info("s/s.toml"), b"")]
+    )
+    assert codes(missing_assembly) == ["option_missing"]
+
+
+def test_duplicate_member(tmp_path: Path, vcf: bytes) -> None:
+    tarball = build_tar(tmp_path / "s.tar.gz", [*good_members(vcf), (_info("s/./tumor.vcf.gz"), vcf)])
+    assert codes(tarball) == ["duplicate_member"]
+
+
+def test_not_a_tarball(tmp_path: Path) -> None:
+    text = tmp_path / "x.tar.gz"
+    text.write_text("hello")
+    assert codes(text) == ["not_gzip"]
+    gz = tmp_path / "y.tar.gz"
+    gz.write_bytes(gzip.compress(b"not a tar archive at all" * 100))
+    assert codes(gz) == ["corrupt_archive"]
+
+
+def test_extraction_refuses_a_non_empty_destination(tmp_path: Path) -> None:
+    tarball = make_sample_tarball(tmp_path)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "other-sample.vcf.gz").write_bytes(b"x")
+    with pytest.raises(TarballError, match="not empty"):
+        safe_extract(tarball, dest)
+    assert (dest / "other-sample.vcf.gz").read_bytes() == b"x"
+
+
+def test_a_large_vcf_is_streamed_not_held_in_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    # GIVEN a sample whose VCF inflates to ~16 MB
+    tarball = make_sample_tarball(tmp_path, n_variants=350_000)
+    # WHEN validated and extracted THEN peak Python memory stays far below the VCF's size
+    tracemalloc.start()
+    try:
+        assert validate_tarball(tarball).ok
+        safe_extract(tarball, tmp_path / "out")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    [vcf] = (tmp_path / "out").rglob("*.vcf.gz")
+    with gzip.open(vcf) as stream:
+        inflated = sum(len(chunk) for chunk in iter(lambda: stream.read(1 << 20), b""))
+    assert inflated > 15_000_000
+    assert peak < inflated / 3, f"peak {peak} bytes for a {inflated}-byte VCF"
