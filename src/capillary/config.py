@@ -7,6 +7,11 @@ here: boto3 reads the standard `AWS_ENDPOINT_URL*` variables itself.
 Environment overrides use the field name in upper case: `CAPILLARY_QUEUE_URL`,
 `CAPILLARY_ENGINE_TIMEOUT_S`; fields of the `[pcgr]` and `[summary]` tables take their table as
 a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_DELAY_S`.
+
+A worker image is the same for every deployment, so a worker learns its deployment at launch:
+`CAPILLARY_SSM_CONFIG=/capillary/<d>/config` (written by the launch into
+/etc/capillary/launch.env, nothing secret) makes the parameters under that path, written by
+`roles/intake`, a layer between the file and the environment.
 """
 
 from __future__ import annotations
@@ -227,12 +232,63 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
     return cfg
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None) -> ConsumerConfig:
-    """Read `path` (default /etc/capillary/consumer.toml, or $CAPILLARY_CONFIG) and apply overrides.
+class ConfigUnavailableError(RuntimeError):
+    """Parameter Store could not be read (yet): worth retrying, unlike a ConfigError."""
+
+
+# Parameters of the deployment's SSM config path (roles/intake) and the settings they feed.
+# Parameters with other names (the events queue, the notify topic) are for other readers.
+SSM_SETTINGS = {
+    "work_queue_url": "queue_url",
+    "bucket": "bucket",
+    "visibility_timeout_s": "visibility_timeout_s",
+    "max_receive_count": "max_receive_count",
+    "engine": "engine",
+    "engine_timeout_s": "engine_timeout_s",
+    "idle_minutes": "idle_minutes",
+    "retry_backoff_s": "retry_backoff_s",
+}
+
+
+def ssm_overrides(ssm_path: str, client: Any = None) -> dict[str, str]:
+    """The deployment's settings under `ssm_path`, as `CAPILLARY_*` variables (lowest override)."""
+    if not ssm_path.startswith("/"):
+        raise ConfigError(f"ssm_config (from {ENV_PREFIX}SSM_CONFIG): expected an SSM path, got {ssm_path!r}")
+    if client is None:
+        import boto3
+
+        client = boto3.client("ssm")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    found: dict[str, str] = {}
+    try:
+        for page in client.get_paginator("get_parameters_by_path").paginate(
+            Path=ssm_path.rstrip("/"), Recursive=False, WithDecryption=False
+        ):
+            for parameter in page["Parameters"]:
+                name = parameter["Name"].rsplit("/", 1)[-1]
+                if name in SSM_SETTINGS:
+                    found[ENV_PREFIX + SSM_SETTINGS[name].upper()] = parameter["Value"]
+    except (BotoCoreError, ClientError) as exc:
+        raise ConfigUnavailableError(f"ssm_config: cannot read {ssm_path}: {exc}") from exc
+    if ENV_PREFIX + "QUEUE_URL" not in found:
+        raise ConfigUnavailableError(f"ssm_config: {ssm_path}/work_queue_url does not exist (yet)")
+    return found
+
+
+def load_config(
+    path: Path | None = None, env: Mapping[str, str] | None = None, ssm_client: Any = None
+) -> ConsumerConfig:
+    """Read `path` (default /etc/capillary/consumer.toml, or $CAPILLARY_CONFIG) and apply overrides:
+    the file, then the deployment's SSM parameters when $CAPILLARY_SSM_CONFIG names them, then the
+    environment.
 
     A missing file is fine when the environment supplies every required setting (tests, containers).
     """
     env = os.environ if env is None else env
+    ssm_path = env.get(ENV_PREFIX + "SSM_CONFIG", "")
+    if ssm_path:
+        env = {**ssm_overrides(ssm_path, ssm_client), **env}
     path = path or Path(env.get(ENV_PREFIX + "CONFIG", str(DEFAULT_CONFIG)))
     table: dict[str, Any] = {}
     if path.exists():

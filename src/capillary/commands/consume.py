@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
-from capillary.config import ConfigError, load_config
+from capillary.config import ConfigError, ConfigUnavailableError, load_config
 
 log = logging.getLogger("capillary.consumer")
 
@@ -30,10 +31,14 @@ def run(args: argparse.Namespace) -> int:
     from capillary.engines import EngineSetupError
 
     try:
-        cfg = load_config(args.config)
+        cfg = _load_with_retries(args.config)
     except ConfigError as exc:
         log.error("bad configuration: %s", exc, extra={"phase": "config", "reason": str(exc)})
         return EXIT_CONFIG
+    except ConfigUnavailableError as exc:
+        # Not a configuration error: systemd restarts the unit and it tries again.
+        log.error("configuration unavailable: %s", exc, extra={"phase": "config", "reason": str(exc)})
+        return 1
     try:
         consumer = Consumer(cfg)
     except EngineSetupError as exc:
@@ -41,3 +46,24 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     consumer.install_signal_handlers()
     return consumer.run(once=args.once)
+
+
+def _load_with_retries(path: Path | None, budget_s: float = 300.0) -> Any:
+    """A worker may boot before its network or its deployment's parameters are there: retry
+    Parameter Store with backoff for a few minutes instead of spending systemd's start limit."""
+    deadline = time.monotonic() + budget_s
+    delay = 2.0
+    while True:
+        try:
+            return load_config(path)
+        except ConfigUnavailableError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "configuration not readable yet, retrying in %.0f s: %s",
+                delay,
+                exc,
+                extra={"phase": "config"},
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 30.0)

@@ -1,0 +1,75 @@
+"""A worker learns its deployment at launch: the consumer reads its settings from Parameter Store.
+
+The image is the same for every deployment; the launch writes only CAPILLARY_SSM_CONFIG (nothing
+secret) and the parameters that roles/intake wrote under /capillary/<d>/config fill in the rest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from capillary.config import ConfigError, ConfigUnavailableError, load_config
+from tests.support.localaws import LocalAWS
+
+pytestmark = pytest.mark.integration
+
+
+def _put(aws: LocalAWS, path: str, values: dict[str, str]) -> None:
+    ssm = aws.client("ssm")
+    for name, value in values.items():
+        ssm.put_parameter(Name=f"{path}/{name}", Value=value, Type="String")
+
+
+def test_settings_come_from_the_deployments_parameters(aws: LocalAWS, tmp_path: Path) -> None:
+    # GIVEN the parameters intake.yml writes, and a launch environment naming only their path
+    _put(
+        aws,
+        "/capillary/demo/config",
+        {
+            "work_queue_url": f"{aws.endpoint_url}/123456789012/capillary-demo-work",
+            "bucket": "capillary-demo-samples",
+            "visibility_timeout_s": "600",
+            "events_queue_url": "ignored-by-the-consumer",
+        },
+    )
+    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config", "CAPILLARY_DEPLOYMENT": "demo"}
+
+    # WHEN the consumer loads its configuration with no file
+    cfg = load_config(_empty_file(tmp_path), env=env, ssm_client=aws.client("ssm"))
+
+    # THEN the deployment's values are used
+    assert cfg.queue_url.endswith("/capillary-demo-work")
+    assert cfg.bucket == "capillary-demo-samples"
+    assert cfg.visibility_timeout_s == 600
+    assert cfg.deployment == "demo"
+
+
+def test_environment_still_overrides_parameters(aws: LocalAWS, tmp_path: Path) -> None:
+    _put(aws, "/capillary/demo/config", {"work_queue_url": "http://one/q", "idle_minutes": "15"})
+    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config", "CAPILLARY_IDLE_MINUTES": "0.5"}
+    cfg = load_config(_empty_file(tmp_path), env=env, ssm_client=aws.client("ssm"))
+    assert cfg.idle_minutes == 0.5
+
+
+def test_missing_parameters_are_retryable_not_a_config_error(aws: LocalAWS, tmp_path: Path) -> None:
+    # A worker that boots before intake.yml ran (or in the wrong region) must retry, not give up.
+    env = {"CAPILLARY_SSM_CONFIG": "/capillary/nowhere/config"}
+    with pytest.raises(
+        ConfigUnavailableError, match="/capillary/nowhere/config/work_queue_url does not exist"
+    ):
+        load_config(_empty_file(tmp_path), env=env, ssm_client=aws.client("ssm"))
+
+
+def test_a_bad_parameter_value_names_its_field(aws: LocalAWS, tmp_path: Path) -> None:
+    _put(aws, "/capillary/demo/config", {"work_queue_url": "http://one/q", "visibility_timeout_s": "soon"})
+    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config"}
+    with pytest.raises(ConfigError, match="visibility_timeout_s"):
+        load_config(_empty_file(tmp_path), env=env, ssm_client=aws.client("ssm"))
+
+
+def _empty_file(tmp_path: Path) -> Path:
+    path = tmp_path / "consumer.toml"
+    path.write_text("")
+    return path
