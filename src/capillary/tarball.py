@@ -435,11 +435,17 @@ class _Scanner:
             return
         self.names.add(name)
         # The last line of defence: whatever our own rules missed, the stdlib's data filter refuses.
-        try:
-            tarfile.data_filter(member, str(self.dest or Path("/nonexistent-capillary-dest")))
-        except tarfile.FilterError as exc:
-            self.problems.append(Problem("unsafe_member", f"refused by tarfile's data filter ({exc})", name))
-            return
+        # Python before 3.11.4 (Debian bookworm's 3.11.2, on workers) has no data filter; there the
+        # rules above stand alone, and extraction never lets tarfile write a member itself.
+        data_filter = getattr(tarfile, "data_filter", None)
+        if data_filter is not None:
+            try:
+                data_filter(member, str(self.dest or Path("/nonexistent-capillary-dest")))
+            except tarfile.FilterError as exc:
+                self.problems.append(
+                    Problem("unsafe_member", f"refused by tarfile's data filter ({exc})", name)
+                )
+                return
         if member.isdir():
             if self.dest is not None:
                 self._target(name).mkdir(mode=0o700, parents=True, exist_ok=True)
