@@ -397,14 +397,20 @@ def test_local_platform_starts_counts_and_removes_worker_containers(
     second = playbook("playbooks/up.yml", extra_vars=up, env=env)
 
     # THEN 2 containers run, labelled, on the host network, and the second run changed nothing
-    assert first.changed == 1, first.tail()
+    assert first.changed == 3, first.tail()  # run directory, launch environment, the workers
     second.assert_idempotent()
     names = local_workers()
     assert names == [f"capillary-{LOCAL_DEPLOYMENT}-worker-1", f"capillary-{LOCAL_DEPLOYMENT}-worker-2"]
     [inspect] = json.loads(podman("inspect", names[0]))
     assert inspect["Config"]["Labels"]["capillary:event"] == "evt-local"
     assert inspect["HostConfig"]["NetworkMode"] == "host"
-    assert f"AWS_ENDPOINT_URL={aws.endpoint_url}" in inspect["Config"]["Env"]
+    assert "SYS_ADMIN" in " ".join(inspect["EffectiveCaps"] or [])
+    # The unit reads /etc/capillary/launch.env (the local stand-in for user-data): the endpoint
+    # and where the deployment's settings are, nothing else.
+    mounts = {m["Destination"]: m["Source"] for m in inspect["Mounts"]}
+    launch_env = Path(mounts["/etc/capillary/launch.env"]).read_text().splitlines()
+    assert f"AWS_ENDPOINT_URL={aws.endpoint_url}" in launch_env
+    assert f"CAPILLARY_SSM_CONFIG=/capillary/{LOCAL_DEPLOYMENT}/config" in launch_env
 
     # WHEN down runs twice
     down = {"capillary_platform": "local", "capillary_deployment": LOCAL_DEPLOYMENT}
