@@ -1,0 +1,121 @@
+"""The no-patient-data gate against a booted container: planted evidence fails it, by path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.playbook import REPO, run_playbook
+from tests.support.podman_targets import booted
+
+pytestmark = [pytest.mark.integration, pytest.mark.containers]
+
+AUDIT = "playbooks/audit_image.yml"
+GATE = REPO / "roles/image_hygiene/files/hygiene_gate.py"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"  # AWS's documented example secret
+
+PLANTED = {
+    "/root/1-a1b2c3-somatic/tumor.vcf": "sample-like file",
+    "/root/.ssh/authorized_keys": "authorized_keys",
+    "/root/.aws/credentials": "AWS credentials file",
+    "/etc/systemd/system/capillary-consumer.service.d/env.conf": "AWS secret access key",
+    "/opt/capillary/webhook.env": "StackStorm API key",
+    "/root/.ssh/id_ed25519": "private key",
+    "/etc/machine-id": "non-empty machine-id",
+    "journal:capillary-consumer.service": "journal shows capillary-consumer ran",
+}
+
+
+def _plant(target) -> None:
+    target.write("/root/1-a1b2c3-somatic/tumor.vcf", "##fileformat=VCFv4.2\n")
+    target.write("/root/.ssh/authorized_keys", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIStaffKey staff@lab\n")
+    target.write(
+        "/root/.aws/credentials",
+        f"[default]\naws_access_key_id = AKIAEXAMPLE\naws_secret_access_key = {SECRET}\n",
+    )
+    target.write(
+        "/etc/systemd/system/capillary-consumer.service.d/env.conf",
+        f"[Service]\nEnvironment=AWS_SECRET_ACCESS_KEY={SECRET}\n",
+        mode="0644",
+    )
+    target.write("/opt/capillary/webhook.env", "HEADER='St2-Api-Key: ZjM0YTk2ZDQ1YzU0NGE3ZmI3MWQ'\n")
+    target.sh("ssh-keygen -q -t ed25519 -N '' -f /root/.ssh/id_ed25519")
+    # A consumer that ran once: systemd logs the start of the transient unit in the journal.
+    target.sh("systemd-run --quiet --wait --unit capillary-consumer true")
+    target.sh("journalctl --sync")
+
+
+def test_audit_names_every_planted_path(tmp_path: Path) -> None:
+    with booted("img7-audit") as target:
+        # GIVEN a host that touched a sample, holds keys and credentials, and ran the consumer
+        _plant(target)
+
+        # WHEN the audit playbook runs the gate against it
+        recap = run_playbook(AUDIT, inventory=target.inventory(tmp_path), timeout=300)
+
+    # THEN it fails, and the failure names each planted path with its reason
+    assert recap.rc != 0 and recap.failed == 1, recap.tail()
+    out = recap.stdout
+    for path, reason in PLANTED.items():
+        assert f"{path}: {reason}" in out, f"{path} ({reason}) not reported:\n{recap.tail(60)}"
+    # and the public half of the key is not reported as a private key
+    assert "/root/.ssh/id_ed25519.pub: private key" not in out
+
+
+def test_clean_target_passes(tmp_path: Path) -> None:
+    with booted("img7-audit") as target:
+        # GIVEN a freshly booted base image whose machine-id is reset, as an image ships it
+        target.sh(": > /etc/machine-id")
+
+        # WHEN the audit runs twice
+        first = run_playbook(AUDIT, inventory=target.inventory(tmp_path), timeout=300)
+        second = run_playbook(AUDIT, inventory=target.inventory(tmp_path), timeout=300)
+
+    # THEN both pass and report nothing changed
+    first.assert_idempotent()
+    second.assert_idempotent()
+    assert "image_hygiene gate: clean" in first.stdout
+
+
+def test_gate_script_on_a_directory_tree(tmp_path: Path) -> None:
+    # GIVEN an image tree with a sample tarball, a bundle VCF under an excluded path and a
+    # botocore-like source file naming the credential variable without a value
+    root = tmp_path / "image"
+    (root / "srv/in").mkdir(parents=True)
+    (root / "srv/in/9-ffffff-normal.tar.gz").write_bytes(b"\x1f\x8b")
+    (root / "opt/pcgr/data/clinvar").mkdir(parents=True)
+    (root / "opt/pcgr/data/clinvar/clinvar.vcf.gz").write_bytes(b"\x1f\x8b")
+    (root / "opt/venv").mkdir(parents=True)
+    (root / "opt/venv/session.py").write_text("Session(aws_secret_access_key=aws_secret_access_key)\n")
+    (root / "etc").mkdir()
+    (root / "etc/machine-id").write_text("")
+
+    # WHEN the gate scans it
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(GATE),
+            "--root",
+            str(root),
+            "--journal",
+            "skip",
+            "--exclude",
+            "/opt/pcgr/data",
+            "--content-root",
+            "/opt",
+            "--workspace",
+            "/srv/capillary/work",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(proc.stdout)
+
+    # THEN only the sample tarball is reported, by its path inside the image
+    assert report["offending_paths"] == ["/srv/in/9-ffffff-normal.tar.gz"], report
+    assert report["findings"][0]["reason"] == "sample-like file"
