@@ -40,6 +40,27 @@ def aws(_local_aws_server: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> Iterato
     _local_aws_server.set_iam_enforcement(None)
 
 
+STRICT_SKIPS = "CAPILLARY_STRICT_SKIPS"
+ALLOWED_SKIP = "cannot run here"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Under `make test`, a skip is a failure unless its reason says the thing cannot run here.
+
+    Tests skip when a tool or package is missing; on a machine set up by `make test` nothing
+    should be, and a green run must not hide a check that silently did not happen.
+    """
+    if os.environ.get(STRICT_SKIPS) != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    unexpected = [r for r in skipped if ALLOWED_SKIP not in str(r.longrepr)]
+    if unexpected:
+        for report in unexpected:
+            print(f"\nunexpected skip ({STRICT_SKIPS}=1): {report.nodeid}: {report.longrepr}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 class PlaybookRunner:
     """`run(playbook, **kwargs)` with the local endpoint's environment already applied."""
 

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the lock (asked the lead)
+import yaml
 
 ENV_OVERRIDE = "CAPILLARY_CATALOGUE"
 ASSEMBLIES = ("grch37", "grch38")

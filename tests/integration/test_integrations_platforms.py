@@ -50,8 +50,8 @@ def _collection_dir(namespace: str, name: str) -> Path | None:
 def test_awx_setup_passes_syntax_check() -> None:
     if _collection_dir("awx", "awx") is None:
         pytest.skip(
-            "awx.awx is not in the ansible package and Galaxy is unreachable here: "
-            "ansible-playbook cannot resolve its modules without it"
+            "cannot run here: awx.awx is not in the ansible package and Galaxy is unreachable, "
+            "so ansible-playbook cannot resolve its modules"
         )
     result = _ansible("ansible-playbook", "--syntax-check", "playbooks/awx_setup.yml")
     assert result.returncode == 0, result.stdout + result.stderr
