@@ -14,7 +14,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 ROLES = sorted(p.parent.parent for p in (REPO / "roles").glob("*/meta/argument_specs.yml"))
-ALL_ROLES = sorted(p for p in (REPO / "roles").iterdir() if (p / "tasks").is_dir()) if (REPO / "roles").is_dir() else []
+ALL_ROLES = (
+    sorted(p for p in (REPO / "roles").iterdir() if (p / "tasks").is_dir())
+    if (REPO / "roles").is_dir()
+    else []
+)
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
@@ -72,7 +76,9 @@ def test_argument_specs_and_defaults_agree(role: Path) -> None:
         if spec["type"] != "bool":
             assert not isinstance(value, bool) or spec["type"] == "raw", f"{role.name}: {name} is a bool"
         if "default" in spec:
-            assert spec["default"] == value, f"{role.name}: {name} spec default {spec['default']!r} != {value!r}"
+            assert spec["default"] == value, (
+                f"{role.name}: {name} spec default {spec['default']!r} != {value!r}"
+            )
         if "choices" in spec:
             values = value if isinstance(value, list) else [value]
             assert set(values) <= set(spec["choices"]), f"{role.name}: {name}={value!r} outside choices"
