@@ -28,6 +28,7 @@ class DeploymentNameError(ValueError):
 class DeploymentNames:
     deployment: str
     bucket: str
+    smoke_bucket: str
     work_queue: str
     dead_letter_queue: str
     events_queue: str
@@ -79,6 +80,9 @@ def deployment_names(deployment: str, bucket: str | None = None) -> DeploymentNa
     return DeploymentNames(
         deployment=deployment,
         bucket=bucket_name,
+        # Smoke samples never touch the deployment's bucket: its notifications would queue them
+        # as real work (and a worker would find the input gone once the bake cleaned up).
+        smoke_bucket=f"{prefix}-smoke",
         work_queue=f"{prefix}-work",
         dead_letter_queue=f"{prefix}-work-dlq",
         events_queue=f"{prefix}-events",
