@@ -110,6 +110,10 @@ FLOOR_TESTS ?= tests/integration/test_harness.py $(wildcard collections/ansible_
 .PHONY: test
 test: setup lint pytest molecule floor ## the README's test command: install what is missing, then every check
 
+.PHONY: demo
+demo: setup ## THE MAIN COMMAND: the whole flow on this machine (endpoint, intake, bake, samples, workers)
+	$(BIN)/python -m tests.support.localrun $(DEMO_ARGS)
+
 .PHONY: bench
 bench: setup ## benchmarks; figures go to bench/results/
 	$(BIN)/python -m bench

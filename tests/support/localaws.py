@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import signal
 import threading
@@ -161,6 +162,8 @@ class LocalAWS:
         self.endpoint_url = ""
 
     def start(self) -> LocalAWS:
+        # One line per request is noise for a person watching a run (and floods test output).
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
