@@ -39,6 +39,7 @@ from capillary.naming import deployment_names
 from capillary.samples import SampleKey
 from tests.support.localaws import LocalAWS, load_spot_series
 from tests.support.playbook import REPO, Recap, run_playbook
+from tests.support.podman_targets import podman
 
 EXAMPLES = REPO / "examples"
 SPOT_SERIES = REPO / "tests" / "data" / "spot" / "eu-west-1.json"
@@ -198,21 +199,9 @@ class LocalRun:
             raise RuntimeError(f"{playbook} failed:\n{recap.tail(60)}")
         return recap
 
-    def podman(self, *args: str, check: bool = True) -> str:
-        proc = subprocess.run(
-            ["podman", *args],
-            env={**os.environ, "CONTAINERS_CONF": CONTAINERS_CONF},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if check and proc.returncode != 0:
-            raise RuntimeError(f"podman {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
-
     def workers(self) -> list[str]:
         prefix = self.names.local_worker_prefix
-        out = self.podman("ps", "--format", "{{.Names}}", "--filter", f"name=^{prefix}")
+        out = podman("ps", "--format", "{{.Names}}", "--filter", f"name=^{prefix}")
         return sorted(n for n in out.split() if n[len(self.names.local_worker_prefix) :].isdigit())
 
     # ------------------------------------------------------------------ phases
@@ -405,7 +394,7 @@ class LocalRun:
     def _running_keys(self) -> dict[str, str]:
         running: dict[str, str] = {}
         for worker in self.workers():
-            raw = self.podman("exec", worker, "cat", "/run/capillary/state.json", check=False)
+            raw = podman("exec", worker, "cat", "/run/capillary/state.json", check=False)
             with contextlib.suppress(ValueError):
                 state = json.loads(raw or "{}")
                 if state.get("state") == "working" and state.get("key"):
@@ -478,7 +467,7 @@ class LocalRun:
             self.say("\n(--keep: the endpoint stopped with this process; worker containers left as they are)")
             return
         for worker in self.workers():
-            self.podman("rm", "-f", "--time", "2", worker, check=False)
+            podman("rm", "-f", "--time", "2", worker, check=False)
 
 
 def main(argv: list[str] | None = None) -> int:
