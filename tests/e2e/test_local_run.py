@@ -57,6 +57,9 @@ def test_samples_become_reports_and_the_bad_one_ends_in_the_dead_letter_queue(tm
     completed = [n for n in result.notifications if n["event"] == "sample.completed"]
     assert len(completed) == 2 and all(n["download_url"].startswith("http://127.0.0.1") for n in completed)
 
+    # and `capillary status` for the deployment worked while the workers ran
+    assert "queue" in result.status_output and "in flight" in result.status_output, result.status_output
+
     # and the workers stopped by themselves, and nothing is left behind
     assert result.workers_launched, "up.yml launched no worker"
     assert result.workers_left == []

@@ -6,6 +6,9 @@ secret) and the parameters that roles/intake wrote under /capillary/<d>/config f
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,35 @@ def _empty_file(tmp_path: Path) -> Path:
     path = tmp_path / "consumer.toml"
     path.write_text("")
     return path
+
+
+def test_status_for_a_deployment_reads_its_parameters(aws: LocalAWS) -> None:
+    # GIVEN a deployment's work queue (with a dead-letter queue) holding one message, and its parameters
+    sqs = aws.client("sqs")
+    dlq = sqs.create_queue(QueueName="capillary-demo-work-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue = sqs.create_queue(
+        QueueName="capillary-demo-work",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"})},
+    )["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="{}")
+    _put(aws, "/capillary/demo/config", {"work_queue_url": queue})
+
+    # WHEN someone on the controller asks for the deployment's status (no consumer.toml there)
+    proc = subprocess.run(
+        [sys.executable, "-m", "capillary", "status", "--deployment", "demo"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    # THEN it shows the queue's counters
+    assert proc.returncode == 0, proc.stderr
+    assert "waiting    1" in proc.stdout and "dead-letter 0" in proc.stdout
+
+
+def test_status_for_an_unknown_deployment_says_what_is_missing(aws: LocalAWS) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "capillary", "status", "--deployment", "nowhere"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "/capillary/nowhere/config/work_queue_url does not exist" in proc.stderr

@@ -168,6 +168,7 @@ class Result:
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     workers_launched: list[str] = field(default_factory=list)
     workers_left: list[str] = field(default_factory=list)
+    status_output: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -360,7 +361,20 @@ class LocalRun:
                 keys.add(json.loads(message["Body"])["key"])
         return keys
 
+    def _status(self) -> str:
+        """`capillary status` for the deployment, as a person would run it from another terminal."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "capillary", "status", "--deployment", self.o.deployment],
+            env={**os.environ, **self.env}, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        return proc.stdout if proc.returncode == 0 else f"capillary status failed: {proc.stderr.strip()}"
+
     def _watch(self) -> None:
+        self.result.status_output = self._status()
+        endpoint = f"AWS_ENDPOINT_URL={self.aws.endpoint_url}"
+        self.say(f"   $ {endpoint} capillary status --deployment {self.o.deployment}")
+        for line in self.result.status_output.splitlines():
+            self.say(f"     {line}")
         s3 = self.aws.client("s3")
         deadline = time.monotonic() + self.o.timeout_s
         while time.monotonic() < deadline:

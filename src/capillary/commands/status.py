@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from capillary.config import ConfigError, load_config
+from capillary.config import ENV_PREFIX, ConfigError, ConfigUnavailableError, load_config
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("status", help="the work queue's counters and this worker's state")
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML file (default /etc/capillary/consumer.toml)"
+    )
+    parser.add_argument(
+        "--deployment",
+        help="read the deployment's settings from SSM (/capillary/<name>/config) instead of a file: "
+        "for a controller or a laptop, where no consumer.toml exists",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.set_defaults(func=run)
@@ -26,11 +32,23 @@ def run(args: argparse.Namespace) -> int:
 
     from capillary.status import StateFile, format_status, queue_status
 
+    env = dict(os.environ)
+    if args.deployment:
+        from capillary.naming import DeploymentNameError, deployment_names
+
+        try:
+            env[ENV_PREFIX + "SSM_CONFIG"] = deployment_names(args.deployment).ssm_config
+        except DeploymentNameError as exc:
+            print(f"capillary status: {exc}", file=sys.stderr)
+            return 2
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, env=env)
     except ConfigError as exc:
         print(f"capillary status: bad configuration: {exc}", file=sys.stderr)
         return 78
+    except ConfigUnavailableError as exc:
+        print(f"capillary status: {exc}", file=sys.stderr)
+        return 1
     queue: dict[str, Any] | None = None
     error = ""
     try:
