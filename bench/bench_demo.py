@@ -7,6 +7,7 @@ image of this commit is baked during the run.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,10 @@ from tests.support.localrun import LocalRun, Options
 
 def _run(deployment: str, reuse: bool) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
-        run = LocalRun(Options(deployment=deployment, reuse_image=reuse, out_dir=Path(out), progress=False))
+        release = os.environ.get("CAPILLARY_BENCH_RELEASE", "current")
+        options = Options(deployment=deployment, release=release, reuse_image=reuse, out_dir=Path(out))
+        options.progress = False
+        run = LocalRun(options)
         result = run.run()
     settled = {s.name: s.state for s in result.samples}
     if any(state not in ("uploaded", "dead-lettered") for state in settled.values()):
