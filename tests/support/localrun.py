@@ -150,7 +150,7 @@ class Options:
     deployment: str = "demo"
     release: str = "current"
     max_workers: int = 2
-    idle_minutes: float = 0.5
+    idle_minutes: float = 0.25
     max_receive_count: int = 2
     timeout_s: float = 900
     out_dir: Path = REPO / "out"
@@ -489,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deployment", default="demo")
     parser.add_argument("--release", default="current", help="catalogue release (default: current)")
     parser.add_argument("--max-workers", type=int, default=2)
-    parser.add_argument("--idle-minutes", type=float, default=0.5)
+    parser.add_argument("--idle-minutes", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=REPO / "out")
     parser.add_argument("--keep", action="store_true", help="leave the worker containers as they are")
     parser.add_argument("--rebake", action="store_true", help="bake even if an image of this commit exists")

@@ -158,11 +158,6 @@ def test_hand_over_runs_intake_yml_for_the_same_deployment_without_its_resources
     assert "-e intake_external_resources=true" in command
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="roles/intake does not yet have intake_external_resources (look up, not manage, what "
-    "Terraform created); docs/integrations/terraform.md describes the switch",
-)
 def test_the_intake_role_knows_the_switch_terraform_passes() -> None:
     defaults = yaml.safe_load((INTAKE_ROLE / "defaults" / "main.yml").read_text())
     assert "intake_external_resources" in defaults
