@@ -26,6 +26,7 @@ import yaml
 
 from capillary.intake import IntakeConfig, Record, webhook_payload
 from capillary.samples import SampleKey
+from tests.support.deployments import seed_worker_deployment
 from tests.support.localaws import LocalAWS
 
 pytestmark = pytest.mark.integration
@@ -64,16 +65,7 @@ def rulebook_env(aws: LocalAWS) -> dict[str, str]:
 @pytest.fixture
 def deployment(aws: LocalAWS) -> str:
     """What intake and bake leave behind for up.yml: the image recorded, the profile, the queue."""
-    ec2, ssm, iam, sqs = aws.client("ec2"), aws.client("ssm"), aws.client("iam"), aws.client("sqs")
-    image_id = ec2.register_image(
-        Name=f"capillary-{DEPLOYMENT}-{RELEASE}",
-        RootDeviceName="/dev/xvda",
-        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
-    )["ImageId"]
-    ssm.put_parameter(Name=f"/capillary/{DEPLOYMENT}/images/{RELEASE}", Value=image_id, Type="String")
-    iam.create_role(RoleName=f"capillary-{DEPLOYMENT}-worker", AssumeRolePolicyDocument="{}")
-    iam.create_instance_profile(InstanceProfileName=f"capillary-{DEPLOYMENT}-worker")
-    return str(sqs.create_queue(QueueName=f"capillary-{DEPLOYMENT}-work")["QueueUrl"])
+    return seed_worker_deployment(aws, DEPLOYMENT, RELEASE).queue_url
 
 
 def _free_port() -> int:

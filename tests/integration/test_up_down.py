@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.deployments import seed_worker_deployment
 from tests.support.localaws import LocalAWS, SpotPrice
 
 pytestmark = pytest.mark.integration
@@ -38,17 +39,7 @@ WORKER_FILTERS = [
 def deployment(aws: LocalAWS) -> dict[str, Any]:
     """What intake and bake leave behind: the image registered and recorded, the worker
     instance profile, the work queue; and a day of spot prices (m6i.xlarge in zone b cheapest)."""
-    ec2, ssm, iam, sqs = aws.client("ec2"), aws.client("ssm"), aws.client("iam"), aws.client("sqs")
-    # Registered with boto3 and without tags: moto answers ec2_ami with tags with a 500.
-    image_id = ec2.register_image(
-        Name=f"capillary-{DEPLOYMENT}-{RELEASE}",
-        RootDeviceName="/dev/xvda",
-        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
-    )["ImageId"]
-    ssm.put_parameter(Name=f"/capillary/{DEPLOYMENT}/images/{RELEASE}", Value=image_id, Type="String")
-    iam.create_role(RoleName=f"capillary-{DEPLOYMENT}-worker", AssumeRolePolicyDocument="{}")
-    iam.create_instance_profile(InstanceProfileName=f"capillary-{DEPLOYMENT}-worker")
-    queue_url = sqs.create_queue(QueueName=f"capillary-{DEPLOYMENT}-work")["QueueUrl"]
+    seeded = seed_worker_deployment(aws, DEPLOYMENT, RELEASE)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     base = {"m5.xlarge": 0.075, "m6i.xlarge": 0.070, "m5a.xlarge": 0.072}
     aws.seed_spot_prices(
@@ -62,7 +53,7 @@ def deployment(aws: LocalAWS) -> dict[str, Any]:
         for z, zone in enumerate(ZONES)
         for h in (30, 12, 2)
     )
-    return {"image_id": image_id, "queue_url": queue_url}
+    return {"image_id": seeded.image_id, "queue_url": seeded.queue_url}
 
 
 def up_vars(**overrides: Any) -> dict[str, Any]:
@@ -381,9 +372,11 @@ def local_image() -> Any:
 
 @pytest.mark.containers
 def test_local_platform_starts_counts_and_removes_worker_containers(
-    aws: LocalAWS, playbook: Any, local_image: Any
+    aws: LocalAWS, playbook: Any, local_image: Any, tmp_path: Path
 ) -> None:
     up = {
+        # A run directory of this test's own, so a re-run of the test starts from nothing too.
+        "capillary_local_run_dir": str(tmp_path / "run"),
         "capillary_platform": "local",
         "capillary_deployment": LOCAL_DEPLOYMENT,
         "capillary_release": LOCAL_RELEASE,
