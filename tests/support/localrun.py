@@ -350,16 +350,20 @@ class LocalRun:
         )["Attributes"]
         return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
-    def _dead_letter_keys(self) -> set[str]:
-        sqs = self.aws.client("sqs")
-        keys: set[str] = set()
-        # Peek without consuming: receive with a zero visibility timeout.
-        for message in sqs.receive_message(
-            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
-        ).get("Messages", []):
-            with contextlib.suppress(ValueError, KeyError):
-                keys.add(json.loads(message["Body"])["key"])
-        return keys
+    def _dead_letters(self) -> list[dict[str, Any]]:
+        """The dead-letter queue's work messages, peeked (received with a zero visibility timeout)."""
+        messages = (
+            self.aws.client("sqs")
+            .receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+            )
+            .get("Messages", [])
+        )
+        bodies = []
+        for message in messages:
+            with contextlib.suppress(ValueError):
+                bodies.append(json.loads(message["Body"]))
+        return bodies
 
     def _status(self) -> str:
         """`capillary status` for the deployment, as a person would run it from another terminal."""
@@ -379,7 +383,7 @@ class LocalRun:
         deadline = time.monotonic() + self.o.timeout_s
         while time.monotonic() < deadline:
             running = self._running_keys()
-            dead = self._dead_letter_keys()
+            dead = {body.get("key") for body in self._dead_letters()}
             for sample in self.result.samples:
                 sk = SampleKey.parse(sample.key)
                 state = sample.state
@@ -458,12 +462,7 @@ class LocalRun:
                 self.result.error_reports[sample.name] = report
                 (self.o.out_dir / Path(sk.error_key).name).write_bytes(body)
         self.result.notifications = list(self.webhook.received)
-        self.result.dead_letters = [
-            json.loads(m["Body"])
-            for m in self.aws.client("sqs")
-            .receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-            .get("Messages", [])
-        ]
+        self.result.dead_letters = self._dead_letters()
         self.say(f"\n   the webhook receiver got {len(self.result.notifications)} notifications:")
         for note in self.result.notifications:
             link = note.get("download_url") or ""
