@@ -12,6 +12,7 @@ PACKAGES=(
   openssh-client openssh-server                                # the Packer amazon-ebs SSH build target
   openjdk-17-jre-headless                                      # ansible-rulebook (Event-Driven Ansible) runs on Java 17
   ruby                                                         # syntax check of the Vagrantfile
+  pigz                                                         # parallel gunzip: the refdata benchmark unpacks as workers do
   python3-venv git make curl ca-certificates
 )
 

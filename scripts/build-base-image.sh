@@ -7,7 +7,7 @@ set -euo pipefail
 IMAGE=${CAPILLARY_BASE_IMAGE:-localhost/capillary-bookworm:latest}
 CACHE=${CAPILLARY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/capillary}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,ca-certificates,curl,iproute2,procps,bcftools,tabix,openssh-server,sudo,gnupg,xz-utils,zstd
+PACKAGES=systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,ca-certificates,curl,iproute2,procps,bcftools,tabix,openssh-server,sudo,gnupg,xz-utils,zstd,pigz
 
 here=$(cd "$(dirname "$0")" && pwd)
 key=$( (cat "$0"; echo "$PACKAGES") | sha256sum | cut -c1-12)

@@ -126,6 +126,41 @@ def test_fresh_install_lays_out_verifies_and_reruns_as_a_no_op(
     assert sum(server.bytes_served.values()) == served_after_first
     recorded = fact(t)["artifacts"]
     assert recorded["pcgr_ref_data.20260620.grch38.tgz"]["verified"] == "catalogue"
+    # AND the plan was the only call into the host: the tool copy and finalize were skipped
+    plan = "Find what is missing, the space it needs, and whether anything is left to do"
+    assert second.outcomes(plan) == ["ok"]
+    for task in (
+        "Install the fetch tool",
+        "Install pigz for faster unpacking",
+        "Point the current links at the verified release, prune old ones and record the local fact",
+    ):
+        assert second.outcomes(task) == ["skipping"], (task, second.tail())
+
+
+def test_a_settled_looking_host_with_a_moved_link_or_stale_fact_is_repaired(
+    clean_target: BootedTarget, server: ArtifactServer, artifacts_dir: Path, tmp_path: Path
+) -> None:
+    # GIVEN an installed release whose current link was moved by hand and whose fact was emptied
+    catalogue = catalogue_for(tmp_path, server, artifacts_dir, versions=(NEW,), current=NEW)
+    run(clean_target, tmp_path, catalogue).assert_ok()
+    t = clean_target
+    t.exec("ln", "-sfn", "elsewhere", f"{ROOT}/refdata/current")
+    t.exec("sh", "-c", "echo '{}' > /etc/ansible/facts.d/pcgr_refdata.fact")
+    served = sum(server.bytes_served.values())
+
+    # WHEN the role runs again
+    again = run(t, tmp_path, catalogue).assert_ok()
+
+    # THEN nothing is downloaded, but the link and the fact are put right, and reported as changed
+    assert sum(server.bytes_served.values()) == served
+    assert again.outcomes(
+        "Point the current links at the verified release, prune old ones and record the local fact"
+    ) == ["changed"]
+    assert readlink(t, f"{ROOT}/refdata/current") == "20260620"
+    assert fact(t)["bundle_version"] == "20260620"
+    assert fact(t)["artifacts"]["pcgr_ref_data.20260620.grch38.tgz"]["verified"] == "catalogue"
+    # AND the run after that is settled again
+    run(t, tmp_path, catalogue).assert_idempotent()
 
 
 def test_checksum_mismatch_fails_clearly_and_leaves_current_alone(

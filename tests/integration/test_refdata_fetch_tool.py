@@ -7,6 +7,8 @@ is in test_refdata.py.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +25,15 @@ pytestmark = pytest.mark.integration
 TOOL = Path(__file__).resolve().parents[2] / "roles" / "pcgr_refdata" / "files" / "capillary-refdata"
 
 
-def fetch(art: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
+def fetch(
+    art: dict[str, Any], *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(TOOL), "fetch", "--delay", "0", *args, "--spec", json.dumps(art)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
 
 
@@ -90,5 +95,34 @@ def test_a_corrupt_download_is_not_installed_and_not_resumed(setup) -> None:
         assert not Path(art["dest"]).exists()
         assert not list(Path(art["downloads"]).glob("*.part"))
         assert not list(Path(art["dest"]).parent.glob("*.partial"))
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("use_pigz", [True, False])
+def test_unpacks_with_pigz_when_present_and_allowed_and_with_gzip_otherwise(
+    setup, tmp_path: Path, use_pigz: bool
+) -> None:
+    server, art, _ = setup
+    try:
+        # GIVEN a pigz on PATH that logs each call before handing over to the real one
+        shim = tmp_path / "shim"
+        shim.mkdir()
+        log = tmp_path / "pigz.log"
+        real = shutil.which("pigz")
+        assert real, "pigz is installed by scripts/bootstrap-host.sh"
+        (shim / "pigz").write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {real} "$@"\n')
+        (shim / "pigz").chmod(0o755)
+        env = {**os.environ, "PATH": f"{shim}:{os.environ['PATH']}"}
+
+        # WHEN the tool fetches with pigz allowed, or turned off (pcgr_refdata_pigz: false)
+        result = fetch({**art, "pigz": use_pigz}, env=env)
+
+        # THEN the bundle is unpacked and verified either way, by pigz only when allowed
+        assert result.returncode == 0, result.stderr
+        assert Path(art["dest"], "data/grch38/.PCGR_BUNDLE_VERSION").read_text().strip() == "20260620"
+        assert log.exists() is use_pigz
+        if use_pigz:
+            assert "-d" in log.read_text().split()
     finally:
         server.stop()

@@ -14,6 +14,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 _RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
+_TASK_HEADER = re.compile(r"^TASK \[(?P<name>.*)\] \**$")
+_HOST_RESULT = re.compile(r"^(?P<status>ok|changed|skipping|failed|fatal|included): \[")
 
 
 @dataclass
@@ -44,6 +46,22 @@ class Recap:
         self.assert_ok()
         assert self.changed == 0, f"re-run reported changed={self.changed}:\n{self.tail()}"
         return self
+
+    def outcomes(self, task: str) -> list[str]:
+        """The host results printed under every task header that ends with `task` (the role
+        prefix may be left off): e.g. ["skipping"] or ["ok", "changed"], in order."""
+        found: list[str] = []
+        current = False
+        for line in self.stdout.splitlines():
+            header = _TASK_HEADER.match(line)
+            if header:
+                name = header.group("name")
+                current = name == task or name.endswith(f" : {task}")
+                continue
+            result = _HOST_RESULT.match(line)
+            if current and result:
+                found.append(result.group("status"))
+        return found
 
     def tail(self, lines: int = 80) -> str:
         return "\n".join((self.stdout + "\n" + self.stderr).splitlines()[-lines:])
