@@ -2,9 +2,10 @@
 
     python -m bench bake
 
-The bake is Packer's local source (podman) with the consumer and the hygiene gate (the PCGR
-roles need artifact servers; their cost is theirs). Boot-to-active is measured from `podman
-run` to `systemctl is-active capillary-consumer` answering `active`, against a local AWS
+The bake is Packer's local source (podman) with the roles the test bake provisions
+(tests/support/bake.py: data_volume directory-only, pcgr_refdata from a local artifact server
+with small artifacts, pcgr_consumer) and the hygiene gate. Boot-to-active is measured from
+`podman run` to `systemctl is-active capillary-consumer` answering `active`, against a local AWS
 endpoint on the host network; target <= 5 s, the physical floor a few hundred ms.
 Set CAPILLARY_BENCH_BAKE=0 to time only the boots of an existing image.
 """
@@ -19,80 +20,59 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, median, percentile
+from tests.support.bake import BAKE_ROLES, local_bake
 from tests.support.localaws import LocalAWS
+from tests.support.podman_targets import PODMAN_ENV, boot_worker, podman, write_launch_env
 
 REPO = Path(__file__).resolve().parents[1]
 RELEASE = "2.3.2"
 IMAGE = f"localhost/capillary-worker:{RELEASE}"
 BOOTS = 5
 ENV = {
-    **os.environ,
-    "CONTAINERS_CONF": str(REPO / "tests/containers/containers.conf"),
+    **PODMAN_ENV,
     "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
     "PATH": f"{REPO / 'packer/bin'}:{REPO / '.venv/bin'}:{os.environ.get('PATH', '')}",
     "PACKER_NO_COLOR": "1",
 }
 
 
-def _podman(*args: str, check: bool = True) -> str:
-    return subprocess.run(
-        ["podman", *args], env=ENV, capture_output=True, text=True, check=check, timeout=300
-    ).stdout
-
-
 def _bake(out: Path) -> float:
-    extra = {
-        "output_dir": str(out),
-        "ansible_playbook": str(REPO / ".venv/bin/ansible-playbook"),
-        "provision_extra_vars": json.dumps({"capillary_provision_roles": ["pcgr_consumer"]}),
-    }
-    var_file = out / "bench.pkrvars.json"
-    var_file.write_text(json.dumps(extra))
-    t0 = time.perf_counter()
-    subprocess.run(
-        [
-            "packer",
-            "build",
-            "-only=worker.docker.local",
-            f"-var-file={REPO / 'packer/releases' / f'{RELEASE}.pkrvars.hcl'}",
-            f"-var-file={var_file}",
-            str(REPO / "packer/worker.pkr.hcl"),
-        ],
-        cwd=REPO,
-        env=ENV,
-        check=True,
-        capture_output=True,
-        timeout=3600,
-    )
-    elapsed = time.perf_counter() - t0
+    with local_bake(out / "inputs", RELEASE) as inputs:
+        var_file = inputs.packer_var_file(
+            out / "bench.pkrvars.json",
+            output_dir=str(out),
+            ansible_playbook=str(REPO / ".venv/bin/ansible-playbook"),
+        )
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [
+                "packer",
+                "build",
+                "-only=worker.docker.local",
+                f"-var-file={REPO / 'packer/releases' / f'{RELEASE}.pkrvars.hcl'}",
+                f"-var-file={var_file}",
+                str(REPO / "packer/worker.pkr.hcl"),
+            ],
+            cwd=REPO,
+            env=ENV,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+        )
+        elapsed = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"packer build failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}")
     manifest = json.loads((out / "manifest.json").read_text())
-    _podman("tag", manifest["builds"][-1]["artifact_id"], IMAGE)
+    podman("tag", manifest["builds"][-1]["artifact_id"], IMAGE)
     return elapsed
 
 
 def _boot_once(env_file: Path, name: str) -> float:
-    _podman("rm", "-f", "--ignore", name)
-    t0 = time.perf_counter()
-    _podman(
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network=host",
-        "--systemd=always",
-        "--tmpfs=/tmp",
-        f"--volume={env_file}:/etc/capillary/launch.env:ro",
-        IMAGE,
-    )
     try:
-        while time.perf_counter() - t0 < 120:
-            state = _podman("exec", name, "systemctl", "is-active", "capillary-consumer", check=False).strip()
-            if state == "active":
-                return time.perf_counter() - t0
-            time.sleep(0.05)
-        raise TimeoutError(f"{name}: consumer not active after 120 s")
+        return boot_worker(IMAGE, name, env_file, timeout=120)
     finally:
-        _podman("rm", "-f", "-t", "2", "--ignore", name, check=False)
+        podman("rm", "-f", "-t", "2", "--ignore", name, check=False)
 
 
 def run() -> list[Figure]:
@@ -103,18 +83,16 @@ def run() -> list[Figure]:
             bake_s = _bake(out)
             figures.append(
                 Figure(
-                    "local bake wall time (consumer + hygiene)",
+                    "local bake wall time (" + ", ".join(BAKE_ROLES) + ", hygiene)",
                     bake_s,
                     "s",
-                    note=f"packer docker source under podman, PCGR {RELEASE}",
+                    note=f"packer docker source under podman, PCGR {RELEASE}, small reference artifacts",
                 )
             )
         aws = LocalAWS().start()
         try:
             queue = aws.client("sqs").create_queue(QueueName="capillary-bench7-work")["QueueUrl"]
-            env_file = out / "launch.env"
-            lines = [f"CAPILLARY_QUEUE_URL={queue}", "CAPILLARY_IMDS_ENABLED=false"]
-            env_file.write_text("\n".join(lines + [f"{k}={v}" for k, v in aws.env.items()]) + "\n")
+            env_file = write_launch_env(out / "launch.env", queue, aws.env)
             boots = [_boot_once(env_file, "img7-bench-boot") for _ in range(BOOTS)]
         finally:
             aws.stop()

@@ -168,6 +168,18 @@ variable "local_base_image" {
   description = "Bookworm base image booting systemd (scripts/build-base-image.sh)."
 }
 
+variable "local_network" {
+  type        = string
+  default     = "bridge"
+  description = "Network of the build container: bridge (podman's default, NAT to the internet) or host (it reaches servers on the host's loopback, e.g. the tests' artifact server)."
+}
+
+variable "build_key" {
+  type        = string
+  default     = ""
+  description = "Key of everything the image is built from (playbooks/bake.yml), labelled so a cached image is reused only for the same inputs."
+}
+
 variable "local_repository" {
   type        = string
   default     = "localhost/capillary-worker"
@@ -277,7 +289,7 @@ source "docker" "local" {
   # ansible podman connection can reach it.
   run_command = [
     "-d", "--name", local.build_container, "--systemd=always", "--tmpfs", "/tmp",
-    "--entrypoint", "/sbin/init", "{{ .Image }}",
+    "--network", var.local_network, "--entrypoint", "/sbin/init", "{{ .Image }}",
   ]
   changes = [
     "ENTRYPOINT []",
@@ -288,6 +300,7 @@ source "docker" "local" {
     "LABEL org.capillary.bundle=${var.bundle_version}",
     "LABEL org.capillary.vep=${var.vep_version}",
     "LABEL org.capillary.commit=${var.capillary_commit}",
+    "LABEL org.capillary.build-key=${var.build_key}",
     "LABEL org.capillary.build-time=${local.build_time}",
   ]
 }

@@ -1,8 +1,13 @@
 """The release pipeline locally: Packer's local source bakes for real, the smoke test feeds the
 new image one sample from the smoke queue, the image id lands in SSM; the image boots clean.
 
-The bake is cached per release and commit (`capillary_bake_reuse`): a re-run on the same commit
-reuses `localhost/capillary-worker:<release>` when its `org.capillary.commit` label matches.
+The bake provisions data_volume (directory-only: a container has no block device), pcgr_refdata
+(from a local artifact server, small artifacts with the real layout) and pcgr_consumer; see
+tests/support/bake.py for the settings, and why pcgr is left out.
+
+The bake is cached (`capillary_bake_reuse`): a re-run reuses `localhost/capillary-worker:<release>`
+when its `org.capillary.build-key` label matches bake.yml's key of the commit (or uncommitted
+sources), the provisioning extra vars, the catalogue they name and the Packer variables.
 """
 
 from __future__ import annotations
@@ -11,14 +16,17 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from capillary import refdata
 from capillary.naming import deployment_names
+from tests.support.bake import LocalBake, local_bake
 from tests.support.localaws import LocalAWS
 from tests.support.playbook import REPO, run_playbook
-from tests.support.podman_targets import BASE_IMAGE, podman
+from tests.support.podman_targets import BASE_IMAGE, CONSUMER_UNIT, boot_worker, podman, write_launch_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
@@ -26,22 +34,22 @@ RELEASE = "2.3.2"
 IMAGE = f"localhost/capillary-worker:{RELEASE}"
 GATE = REPO / "roles/image_hygiene/files/hygiene_gate.py"
 DEPLOYMENT = "bake7"
-# The software roles (pcgr, pcgr_refdata, data_volume) have their own tests against the local
-# artifact servers; the bake here installs the consumer (summary engine) and runs the hygiene.
-PROVISION = {"capillary_provision_roles": ["pcgr_consumer"]}
-
-
-def _launch_env(aws: LocalAWS, queue_url: str, path: Path) -> Path:
-    lines = [f"CAPILLARY_QUEUE_URL={queue_url}", "CAPILLARY_IMDS_ENABLED=false"]
-    lines += [f"{k}={v}" for k, v in aws.env.items()]
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
-    return path
+DATA_ROOT = "/srv/capillary"
+ASM = "grch38"
+# The fetch tool's proof of a verified, complete artifact (roles/pcgr_refdata/files/capillary-refdata).
+STAMP = ".capillary-artifact.json"
 
 
 @pytest.fixture(scope="module")
-def baked_image(_local_aws_server: LocalAWS) -> str:
-    """The local bake for real (no smoke test), cached per release and source content."""
+def bake_inputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBake]:
+    """The release's reference artifacts served on the loopback, and the bake's variables."""
+    with local_bake(tmp_path_factory.mktemp("bake"), RELEASE) as inputs:
+        yield inputs
+
+
+@pytest.fixture(scope="module")
+def baked_image(_local_aws_server: LocalAWS, bake_inputs: LocalBake) -> str:
+    """The local bake for real (no smoke test), cached per release and build inputs."""
     env = {**_local_aws_server.env, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     recap = run_playbook(
         "playbooks/bake.yml",
@@ -52,7 +60,8 @@ def baked_image(_local_aws_server: LocalAWS) -> str:
             "capillary_release": RELEASE,
             "capillary_bake_reuse": True,
             "capillary_bake_smoke": False,
-            "capillary_bake_provision_extra_vars": PROVISION,
+            "capillary_bake_provision_extra_vars": bake_inputs.provision_extra_vars,
+            "capillary_bake_packer_vars": bake_inputs.packer_vars,
         },
         timeout=2400,
     )
@@ -60,48 +69,54 @@ def baked_image(_local_aws_server: LocalAWS) -> str:
     return podman("image", "inspect", "--format", "{{.Id}}", IMAGE).strip()
 
 
+def _in_image(script: str) -> str:
+    """Run `script` in a throwaway container of the image, without booting it."""
+    return podman("run", "--rm", "--network=none", "--entrypoint", "/bin/sh", IMAGE, "-c", script)
+
+
 def test_baked_image_boots_to_an_active_consumer(aws: LocalAWS, tmp_path: Path, baked_image: str) -> None:
     # GIVEN the baked image and a work queue on the local endpoint
     podman("image", "exists", IMAGE)
     queue_url = aws.client("sqs").create_queue(QueueName="capillary-boot7-work")["QueueUrl"]
-    env_file = _launch_env(aws, queue_url, tmp_path / "launch.env")
+    env_file = write_launch_env(tmp_path / "launch.env", queue_url, aws.env)
     name = "img7-boot-test"
-    podman("rm", "-f", "--ignore", name)
     try:
         # WHEN a worker container boots from it with its launch environment
-        t0 = time.monotonic()
-        podman(
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network=host",
-            "--systemd=always",
-            "--tmpfs=/tmp",
-            f"--volume={env_file}:/etc/capillary/launch.env:ro",
-            IMAGE,
-        )
-        state = ""
-        while time.monotonic() - t0 < 60:
-            state = podman("exec", name, "systemctl", "is-active", "capillary-consumer", check=False).strip()
-            if state == "active":
-                break
-            time.sleep(0.1)
-        boot_s = time.monotonic() - t0
+        boot_worker(IMAGE, name, env_file, timeout=60)
 
         # THEN the consumer is enabled, active, and still active a moment later (not crash-looping)
-        assert state == "active", podman(
-            "exec", name, "journalctl", "-u", "capillary-consumer", "--no-pager", check=False
-        )
-        assert podman("exec", name, "systemctl", "is-enabled", "capillary-consumer").strip() == "enabled"
+        assert podman("exec", name, "systemctl", "is-enabled", CONSUMER_UNIT).strip() == "enabled"
         time.sleep(3)
-        assert (
-            podman("exec", name, "systemctl", "is-active", "capillary-consumer", check=False).strip()
-            == "active"
-        )
-        assert boot_s < 60
+        assert podman("exec", name, "systemctl", "is-active", CONSUMER_UNIT, check=False).strip() == "active"
     finally:
         podman("rm", "-f", "-t", "2", "--ignore", name, check=False)
+
+
+def test_baked_image_holds_the_releases_reference_data(baked_image: str, bake_inputs: LocalBake) -> None:
+    # GIVEN the release the image was baked for, as the test catalogue describes it
+    release = bake_inputs.release
+    bundle, vep = release.bundle.version, str(release.vep.version)
+    bundle_dir = refdata.bundle_dir(DATA_ROOT, bundle, ASM)
+    vep_cache = f"{refdata.vep_dir(DATA_ROOT, vep)}/{release.vep.cache_dir(ASM)}"
+
+    # WHEN the image's filesystem is read without booting it
+    links = _in_image(f"readlink {DATA_ROOT}/refdata/current {DATA_ROOT}/vep/current").split()
+    version_file = _in_image(f"cat {DATA_ROOT}/refdata/current/{ASM}/{release.bundle.version_path(ASM)}")
+    stamps = _in_image(f"ls {bundle_dir}/{STAMP} {vep_cache}/{STAMP}; test -d {vep_cache} && echo cache-dir")
+    info = json.loads(_in_image("cat /etc/capillary/version-info.json"))
+    fact = json.loads(_in_image("cat /etc/ansible/facts.d/pcgr_refdata.fact"))
+    fstab = _in_image("cat /etc/fstab 2>/dev/null || true")
+
+    # THEN current points at the catalogue's bundle and VEP versions, whose files are in place
+    assert links == [bundle, vep]
+    assert version_file.strip() == bundle
+    assert stamps.split() == [f"{bundle_dir}/{STAMP}", f"{vep_cache}/{STAMP}", "cache-dir"]
+    # and what went in is recorded: version-info.json and the role's local fact
+    assert info["bundle"] == bundle and str(info["vep"]) == vep
+    assert info["roles"] == bake_inputs.provision_extra_vars["capillary_provision_roles"]
+    assert fact["release"] == RELEASE and fact["bundle_version"] == bundle and str(fact["vep_version"]) == vep
+    # and data_volume ran directory-only: no device in a container, so nothing to mount at boot
+    assert DATA_ROOT not in fstab
 
 
 def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str) -> None:
@@ -154,15 +169,7 @@ def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str) -> None
 
     # THEN nothing is found: no machine-id content, no host keys, no keys, no samples
     assert report["clean"], report["findings"]
-    listing = podman(
-        "run",
-        "--rm",
-        "--entrypoint",
-        "/bin/sh",
-        IMAGE,
-        "-c",
-        "wc -c < /etc/machine-id; ls /etc/ssh | grep -c ssh_host_ || true",
-    )
+    listing = _in_image("wc -c < /etc/machine-id; ls /etc/ssh | grep -c ssh_host_ || true")
     assert listing.split() == ["0", "0"]
     # and it is the release's image, from the project's base
     labels = json.loads(podman("image", "inspect", "--format", "{{json .Labels}}", IMAGE))
@@ -170,7 +177,9 @@ def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str) -> None
     assert podman("image", "exists", BASE_IMAGE) == ""
 
 
-def test_local_bake_smoke_tests_then_records_the_image(aws: LocalAWS, baked_image: str) -> None:
+def test_local_bake_smoke_tests_then_records_the_image(
+    aws: LocalAWS, baked_image: str, bake_inputs: LocalBake
+) -> None:
     # GIVEN a deployment's bucket and no recorded image
     names = deployment_names(DEPLOYMENT)
     aws.client("s3").create_bucket(
@@ -186,7 +195,8 @@ def test_local_bake_smoke_tests_then_records_the_image(aws: LocalAWS, baked_imag
             "capillary_platform": "local",
             "capillary_release": RELEASE,
             "capillary_bake_reuse": True,
-            "capillary_bake_provision_extra_vars": PROVISION,
+            "capillary_bake_provision_extra_vars": bake_inputs.provision_extra_vars,
+            "capillary_bake_packer_vars": bake_inputs.packer_vars,
             "capillary_bake_smoke_env": aws.env,
             "capillary_bake_smoke_timeout": 240,
         },

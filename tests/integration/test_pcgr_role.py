@@ -19,8 +19,9 @@ import pytest
 
 from capillary.catalogue import load_catalogue
 from capillary.pcgr_install import conda_plan
-from tests.support.artifacts import BootedTarget, OciRegistry, podman_env, push_pcgr_image
+from tests.support.artifacts import OciRegistry, podman_env, push_pcgr_image
 from tests.support.playbook import Recap, run_playbook
+from tests.support.podman_targets import BootedTarget
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 

@@ -16,7 +16,6 @@ import pytest
 from capillary.catalogue import load_catalogue
 from tests.support.artifacts import (
     ArtifactServer,
-    BootedTarget,
     build_artifacts,
     make_test_catalogue,
     podman_env,
@@ -24,6 +23,7 @@ from tests.support.artifacts import (
 )
 from tests.support.localaws import LocalAWS
 from tests.support.playbook import Recap, run_playbook
+from tests.support.podman_targets import BootedTarget
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 

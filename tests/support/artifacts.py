@@ -13,10 +13,16 @@ reached here, so the tests serve small artifacts with the real names and layout:
   unchanged; tests point `pcgr_refdata_catalogue` / `CAPILLARY_CATALOGUE` at this copy;
 - `OciRegistry` runs Debian's `docker-registry` on a free loopback port, and `push_pcgr_image`
   builds a small image whose `pcgr --version` answers, tagged like the PCGR image.
+
+The artifacts are byte-for-byte reproducible (fixed mtimes, gzip header without a time), so a
+catalogue made from them has the same checksums from run to run. Booted targets for the roles
+live in `tests.support.podman_targets`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import io
 import os
@@ -39,6 +45,7 @@ from typing import Any
 import yaml
 
 from capillary.catalogue import Release, default_path
+from tests.support.podman_targets import BASE_IMAGE
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -73,6 +80,17 @@ def _filler(seed: str, size: int) -> bytes:
     return bytes(out[:size])
 
 
+@contextlib.contextmanager
+def _tgz(path: Path) -> Iterator[tarfile.TarFile]:
+    """A .tar.gz whose bytes depend only on its members (no time or name in the gzip header)."""
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", compresslevel=1, fileobj=raw, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tar,
+    ):
+        yield tar
+
+
 def write_bundle(
     path: Path,
     bundle_version: str,
@@ -82,7 +100,7 @@ def write_bundle(
     version_in_file: str | None = None,
 ) -> Path:
     """`pcgr_ref_data.<bundle>.<assembly>.tgz`: `data/<assembly>/.PCGR_BUNDLE_VERSION` and some data."""
-    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+    with _tgz(path) as tar:
         _add_dir(tar, "data")
         _add_dir(tar, f"data/{assembly}")
         _add(tar, f"data/{assembly}/.PCGR_BUNDLE_VERSION", f"{version_in_file or bundle_version}\n".encode())
@@ -95,7 +113,7 @@ def write_vep(path: Path, vep_version: int, assembly: str, *, payload: int = 128
     """`homo_sapiens_vep_<v>_<ASM>.tar.gz`: the indexed cache tree `homo_sapiens/<v>_<ASM>/`."""
     asm = "GRCh38" if assembly == "grch38" else "GRCh37"
     top = f"homo_sapiens/{vep_version}_{asm}"
-    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+    with _tgz(path) as tar:
         _add_dir(tar, "homo_sapiens")
         _add_dir(tar, top)
         _add(tar, f"{top}/info.txt", f"source_assembly\t{asm}\nversion\t{vep_version}\n".encode())
@@ -316,7 +334,6 @@ class ArtifactServer:
 # ---------------------------------------------------------------------------------------------
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
-BASE_IMAGE = "localhost/capillary-bookworm:latest"
 
 
 def free_port() -> int:
@@ -431,88 +448,14 @@ def iter_files(root: Path) -> Iterator[Path]:
     yield from sorted(p for p in root.rglob("*") if p.is_file())
 
 
-# ---------------------------------------------------------------------------------------------
-# a booted bookworm target for roles, and a standalone server for Molecule
-# ---------------------------------------------------------------------------------------------
-
-
-class BootedTarget:
-    """A systemd bookworm container on the host network (it reaches 127.0.0.1 servers).
-
-    Named `capillary-refdata-<random>` so cleanup never touches another area's containers.
-    `inventory(path)` writes an inventory with the podman connection for host `target`.
-    """
-
-    def __init__(self, prefix: str = "capillary-refdata") -> None:
-        self.name = f"{prefix}-{os.urandom(3).hex()}"
-
-    def start(self) -> BootedTarget:
-        subprocess.run(
-            [
-                "podman",
-                "run",
-                "-d",
-                "--name",
-                self.name,
-                "--network",
-                "host",
-                "--systemd",
-                "always",
-                "--tmpfs",
-                "/run",
-                "--tmpfs",
-                "/tmp",
-                BASE_IMAGE,
-                "/sbin/init",
-            ],
-            check=True,
-            env=podman_env(),
-            capture_output=True,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            state = self.exec("systemctl", "is-system-running", check=False).stdout.strip()
-            if state in ("running", "degraded"):
-                return self
-            time.sleep(0.5)
-        return self
-
-    def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["podman", "exec", self.name, *argv],
-            check=check,
-            env=podman_env(),
-            capture_output=True,
-            text=True,
-        )
-
-    def inventory(self, path: Path, **hostvars: Any) -> Path:
-        host = {
-            "ansible_connection": "containers.podman.podman",
-            "ansible_host": self.name,
-            "ansible_python_interpreter": "/usr/bin/python3",
-            **hostvars,
-        }
-        path.write_text(yaml.safe_dump({"all": {"hosts": {"target": host}}}))
-        return path
-
-    def stop(self) -> None:
-        subprocess.run(
-            ["podman", "rm", "-f", "-t", "0", self.name], check=False, env=podman_env(), capture_output=True
-        )
-
-    def __enter__(self) -> BootedTarget:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m tests.support.artifacts --dir D --catalogue-out F [--port P] [--versions 2.2.5,2.3.2]`
+    or `python -m tests.support.artifacts --registry-vars-out F`
 
     Builds the artifacts of the chosen releases into D, serves D until SIGTERM, and writes a
     catalogue pointing at the server to F (for Molecule, which cannot run pytest fixtures).
+    With --registry-vars-out: runs the local OCI registry instead, pushes the PCGR stand-in image
+    of the current release, and writes the pcgr role's variables for it to F.
     """
     import argparse
     import signal
@@ -520,8 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     from capillary.catalogue import load_catalogue
 
     p = argparse.ArgumentParser(prog="python -m tests.support.artifacts")
-    p.add_argument("--dir", required=True, type=Path)
-    p.add_argument("--catalogue-out", required=True, type=Path)
+    p.add_argument("--dir", type=Path)
+    p.add_argument("--catalogue-out", type=Path)
+    p.add_argument("--registry-vars-out", type=Path)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--versions", default="")
     p.add_argument("--current", default="")
@@ -529,6 +473,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lifetime", type=float, default=0, help="exit after this many seconds (0: never)")
     args = p.parse_args(argv)
     catalogue = load_catalogue()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.registry_vars_out:
+        release = catalogue.current
+        with OciRegistry() as registry:
+            ref, digest = push_pcgr_image(registry, release.install.image, release.version)
+            tmp = args.registry_vars_out.with_suffix(".tmp")
+            tmp.write_text(
+                yaml.safe_dump(
+                    {
+                        "pcgr_container_image": ref,
+                        "pcgr_container_tls_verify": False,
+                        "pcgr_test_release": release.version,
+                        "pcgr_test_digest": digest,
+                    }
+                )
+            )
+            tmp.replace(args.registry_vars_out)  # appears whole: Molecule waits for it
+            print(ref, flush=True)
+            stop.wait(args.lifetime or None)
+        return 0
+    if not args.dir or not args.catalogue_out:
+        p.error("--dir and --catalogue-out are required (or --registry-vars-out)")
     versions = tuple(v for v in args.versions.split(",") if v) or (catalogue.current.version,)
     for version in versions:
         build_artifacts(args.dir, catalogue.release(version), tuple(args.assemblies.split(",")))
@@ -536,9 +504,6 @@ def main(argv: list[str] | None = None) -> int:
     make_test_catalogue(
         args.catalogue_out, server.base_url, args.dir, versions=versions, current=args.current or versions[-1]
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(server.base_url, flush=True)
     stop.wait(args.lifetime or None)
     server.stop()

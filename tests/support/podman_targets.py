@@ -1,4 +1,10 @@
-"""Booted bookworm containers as Ansible targets, for tests that need a real systemd host.
+"""Booted bookworm containers: Ansible targets with a real systemd, and baked workers.
+
+- `booted(prefix)` / `Target`: a container on podman's default network, for roles that need no
+  host service;
+- `BootedTarget`: one on the host network (it reaches the 127.0.0.1 artifact servers and the
+  local AWS endpoint), with an inventory for playbook runs;
+- `boot_worker(image, ...)`: a worker container from a baked image, timed to its consumer active.
 
 Each container is named with a caller's prefix so a test only ever removes its own, and it is
 removed on exit of the context manager whatever happened.
@@ -14,6 +20,9 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/capillary-bookworm:latest"
@@ -62,14 +71,19 @@ class Target:
         return path
 
     def wait_booted(self, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        state = ""
-        while time.monotonic() < deadline:
-            state = self.sh("systemctl is-system-running 2>/dev/null || true", check=False).strip()
-            if state in ("running", "degraded"):
-                return state
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} did not boot in {timeout}s (state {state!r})")
+        return wait_system_running(self.name, timeout)
+
+
+def wait_system_running(name: str, timeout: float = 60) -> str:
+    """Wait until systemd in container `name` says running (or degraded); its state."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        state = podman("exec", name, "systemctl", "is-system-running", check=False).strip()
+        if state in ("running", "degraded"):
+            return state
+        time.sleep(0.2)
+    raise TimeoutError(f"{name} did not boot in {timeout}s (state {state!r})")
 
 
 @contextlib.contextmanager
@@ -83,3 +97,113 @@ def booted(prefix: str, image: str = BASE_IMAGE, extra: Sequence[str] = ()) -> I
         yield target
     finally:
         podman("rm", "-f", "-t", "2", name, check=False)
+
+
+class BootedTarget:
+    """A systemd bookworm container on the host network (it reaches 127.0.0.1 servers).
+
+    Named `<prefix>-<random>` so cleanup never touches another area's containers.
+    `inventory(path)` writes an inventory with the podman connection for host `target`.
+    """
+
+    def __init__(self, prefix: str = "capillary-refdata") -> None:
+        self.name = f"{prefix}-{os.urandom(3).hex()}"
+
+    def start(self) -> BootedTarget:
+        podman(
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            "--network",
+            "host",
+            "--systemd",
+            "always",
+            "--tmpfs",
+            "/run",
+            "--tmpfs",
+            "/tmp",
+            BASE_IMAGE,
+            "/sbin/init",
+        )
+        wait_system_running(self.name)
+        return self
+
+    def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["podman", "exec", self.name, *argv],
+            check=check,
+            env=PODMAN_ENV,
+            capture_output=True,
+            text=True,
+        )
+
+    def inventory(self, path: Path, **hostvars: Any) -> Path:
+        host = {
+            "ansible_connection": "containers.podman.podman",
+            "ansible_host": self.name,
+            "ansible_python_interpreter": "/usr/bin/python3",
+            **hostvars,
+        }
+        path.write_text(yaml.safe_dump({"all": {"hosts": {"target": host}}}))
+        return path
+
+    def stop(self) -> None:
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+
+    def __enter__(self) -> BootedTarget:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# workers from a baked image
+# ---------------------------------------------------------------------------------------------
+
+CONSUMER_UNIT = "capillary-consumer"
+
+
+def write_launch_env(path: Path, queue_url: str, aws_env: dict[str, str]) -> Path:
+    """A worker's launch.env: its work queue, no IMDS (no instance here), the AWS endpoint."""
+    lines = [f"CAPILLARY_QUEUE_URL={queue_url}", "CAPILLARY_IMDS_ENABLED=false"]
+    lines += [f"{k}={v}" for k, v in aws_env.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def boot_worker(image: str, name: str, launch_env: Path, timeout: float = 120) -> float:
+    """Boot a worker container from `image` and wait for its consumer to be active.
+
+    Runs it the way local workers run (host network, systemd as PID 1, launch.env mounted) and
+    returns the seconds from `podman run` to `systemctl is-active` answering `active`. The
+    container is left running: the caller removes it (`podman rm -f <name>`), also on failure.
+    Raises TimeoutError, with the unit's journal, when the consumer is not active in `timeout`.
+    """
+    podman("rm", "-f", "--ignore", name)
+    t0 = time.perf_counter()
+    podman(
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network=host",
+        "--systemd=always",
+        "--tmpfs=/tmp",
+        f"--volume={launch_env}:/etc/capillary/launch.env:ro",
+        image,
+    )
+    state = ""
+    while time.perf_counter() - t0 < timeout:
+        state = podman("exec", name, "systemctl", "is-active", CONSUMER_UNIT, check=False).strip()
+        if state == "active":
+            return time.perf_counter() - t0
+        time.sleep(0.05)
+    journal = podman("exec", name, "journalctl", "-u", CONSUMER_UNIT, "--no-pager", check=False)
+    raise TimeoutError(f"{name}: {CONSUMER_UNIT} is {state!r} after {timeout:.0f} s\n{journal}")
