@@ -38,8 +38,13 @@ if [ ! -s "$tarball" ]; then
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
   done
   echo "capillary" >"$root/etc/hostname"
+  # mktemp made the root 0700; a root filesystem is 0755, or nothing but root can exec in it
+  # wherever the storage keeps the mode (vfs, as in the pcgr role's nested test).
+  chmod 0755 "$root"
   tar -C "$root" --numeric-owner -cf "$tarball.tmp" .
   mv "$tarball.tmp" "$tarball"
+  # Tarballs of earlier versions of this script are never used again (250 MB each).
+  find "$CACHE" -maxdepth 1 -name 'bookworm-systemd-*.tar' ! -name "$(basename "$tarball")" -delete
 fi
 
 podman import \

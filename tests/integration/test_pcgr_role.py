@@ -1,8 +1,8 @@
 """The pcgr role: the container method for real against a local OCI registry; conda up to its boundary.
 
-Podman inside the systemd test containers would need a nested, privileged setup the project
-does not carry, so the container method runs against this host (connection local) with every
-path it writes (wrapper, local fact) moved into a temporary directory. The image comes from
+Here the container method runs against this host (connection local) with every path it writes
+(wrapper, local fact) moved into a temporary directory; the role's Molecule scenario runs it on
+a booted container with nested podman, installing the runtime itself. The image comes from
 Debian's docker-registry on a loopback port, built FROM the project's base image with a
 `pcgr` that answers --version, pushed under the PCGR image's repository path and tag.
 """
@@ -135,12 +135,16 @@ def target() -> Iterator[BootedTarget]:
 def test_container_method_refuses_a_target_without_a_runtime(target: BootedTarget, tmp_path: Path) -> None:
     # GIVEN the bookworm target, which has neither podman nor docker
     inventory = target.inventory(tmp_path / "inventory.yml")
-    # WHEN the role runs with the container method
+    # WHEN the role runs with the container method, told not to install the runtime
     recap = run_playbook(
-        PLAYBOOK, inventory=inventory, env=podman_env(), extra_vars={"pcgr_method": "container"}
+        PLAYBOOK,
+        inventory=inventory,
+        env=podman_env(),
+        extra_vars={"pcgr_method": "container", "pcgr_container_runtime_install": False},
     )
-    # THEN preflight stops it, naming the runtime
+    # THEN preflight stops it, naming the runtime and the switch
     assert recap.rc != 0 and "needs podman on the target" in recap.stdout, recap.tail()
+    assert "pcgr_container_runtime_install is off" in " ".join(recap.stdout.split())
 
 
 def test_conda_method_runs_to_the_network_boundary(target: BootedTarget, tmp_path: Path) -> None:
