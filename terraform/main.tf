@@ -1,7 +1,7 @@
-# Terraform owns the deployment's long-lived cloud resources: the samples bucket, the work and
-# dead-letter queues, the notification topic, and the IAM roles. Ansible owns everything that
-# runs or changes with a release: the intake handler's code, the parameters, the bucket
-# notifications (playbooks/intake.yml with intake_external_resources=true, which makes the
+# Terraform owns the deployment's long-lived cloud resources: the samples bucket, the work,
+# dead-letter and intake-failures queues, the notification topic, and the IAM roles. Ansible owns
+# everything that runs or changes with a release: the intake handler's code and its event invoke
+# configuration, the parameters, the bucket notifications (playbooks/intake.yml with intake_external_resources=true, which makes the
 # role look these resources up instead of managing them), images (bake.yml) and workers
 # (up.yml / down.yml). No resource is managed by both. See docs/integrations/terraform.md.
 
@@ -14,6 +14,7 @@ locals {
     bucket                  = var.intake_bucket_name != "" ? var.intake_bucket_name : "capillary-${var.capillary_deployment}-samples"
     work_queue              = "capillary-${var.capillary_deployment}-work"
     dead_letter_queue       = "capillary-${var.capillary_deployment}-work-dlq"
+    intake_failures_queue   = "capillary-${var.capillary_deployment}-intake-failures"
     notify_topic            = "capillary-${var.capillary_deployment}-notify"
     worker_role             = "capillary-${var.capillary_deployment}-worker"
     worker_instance_profile = "capillary-${var.capillary_deployment}-worker"
@@ -158,6 +159,14 @@ resource "aws_sqs_queue" "work" {
   })
 }
 
+# The intake handler's on-failure destination (intake.yml points the Lambda's event invoke
+# configuration at it): S3 events Lambda gave up on. Kept as long as the dead-letter queue.
+resource "aws_sqs_queue" "intake_failures" {
+  name                      = local.names.intake_failures_queue
+  message_retention_seconds = var.intake_dlq_retention_s
+  sqs_managed_sse_enabled   = true
+}
+
 resource "aws_sns_topic" "notify" {
   name         = local.names.notify_topic
   display_name = "Capillary ${var.capillary_deployment}"
@@ -232,6 +241,8 @@ resource "aws_iam_role_policy" "intake" {
     Version = "2012-10-17"
     Statement = [
       { Sid = "QueueWork", Effect = "Allow", Action = "sqs:SendMessage", Resource = aws_sqs_queue.work.arn },
+      # Lambda sends the record of an event the handler failed with the handler's own role.
+      { Sid = "RecordIntakeFailures", Effect = "Allow", Action = "sqs:SendMessage", Resource = aws_sqs_queue.intake_failures.arn },
       # The events queue exists on the local platform only; the statement is kept identical to the role's.
       {
         Sid      = "ReadLocalEvents"
@@ -262,6 +273,7 @@ resource "terraform_data" "intake_playbook" {
   triggers_replace = [
     aws_s3_bucket.samples.arn,
     aws_sqs_queue.work.arn,
+    aws_sqs_queue.intake_failures.arn,
     aws_sns_topic.notify.arn,
     aws_iam_role.intake.arn,
     aws_iam_role_policy.intake.policy,

@@ -13,6 +13,11 @@ output "dead_letter_queue_url" {
   value       = aws_sqs_queue.dead_letter.url
 }
 
+output "intake_failures_queue_url" {
+  description = "S3 events the intake handler failed on every attempt (its on-failure destination)."
+  value       = aws_sqs_queue.intake_failures.url
+}
+
 output "notify_topic_arn" {
   description = "The topic finished samples are announced on."
   value       = aws_sns_topic.notify.arn

@@ -49,7 +49,7 @@ variable "intake_queue_retention_s" {
 
 variable "intake_dlq_retention_s" {
   type        = number
-  description = "Retention of the dead-letter queue (longer than the work queue's)."
+  description = "Retention of the dead-letter and intake-failures queues (longer than the work queue's)."
   default     = 1209600
 }
 

@@ -33,6 +33,7 @@ class DeploymentNames:
     dead_letter_queue: str
     events_queue: str
     smoke_queue: str
+    intake_failures_queue: str
     notify_topic: str
     worker_role: str
     worker_instance_profile: str
@@ -87,6 +88,9 @@ def deployment_names(deployment: str, bucket: str | None = None) -> DeploymentNa
         dead_letter_queue=f"{prefix}-work-dlq",
         events_queue=f"{prefix}-events",
         smoke_queue=f"{prefix}-smoke",
+        # The intake Lambda's on-failure destination: S3 events it could not handle after Lambda's
+        # own retries (the object stays in the bucket; this queue says which one was missed).
+        intake_failures_queue=f"{prefix}-intake-failures",
         notify_topic=f"{prefix}-notify",
         worker_role=f"{prefix}-worker",
         worker_instance_profile=f"{prefix}-worker",

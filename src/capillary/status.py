@@ -2,7 +2,7 @@
 
 The daemon rewrites a small JSON file (default `/run/capillary/state.json`, the unit's
 RuntimeDirectory) whenever its state changes; `capillary status` reads it beside the queue's
-counters and its dead-letter queue's depth.
+counters and its dead-letter queue's depth (and, given a deployment, its intake-failures queue's).
 """
 
 from __future__ import annotations
@@ -70,6 +70,23 @@ def queue_status(sqs: Any, queue_url: str) -> dict[str, Any]:
     return out
 
 
+_NO_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+
+def queue_depth(sqs: Any, name: str) -> int | None:
+    """Messages waiting in the queue `name`; None when there is no such queue."""
+    from botocore.exceptions import ClientError
+
+    try:
+        url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in _NO_QUEUE:
+            return None
+        raise
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
+
+
 def format_status(queue: dict[str, Any] | None, worker: dict[str, Any] | None, error: str = "") -> str:
     lines = []
     if queue is not None:
@@ -78,6 +95,11 @@ def format_status(queue: dict[str, Any] | None, worker: dict[str, Any] | None, e
         lines.append(f"  in flight  {queue['in_flight']}")
         dlq = queue["dead_letter"]
         lines.append(f"  dead-letter {'(no redrive policy)' if dlq is None else dlq}")
+        if "intake_failures" in queue:
+            # S3 events the intake Lambda gave up on (its on-failure destination), when the
+            # deployment is known: their objects are in the bucket but were never queued.
+            failures = queue["intake_failures"]
+            lines.append(f"  intake failures {'(no queue)' if failures is None else failures}")
     else:
         lines.append(f"queue        unavailable: {error}")
     if worker is None:

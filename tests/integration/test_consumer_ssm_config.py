@@ -96,9 +96,24 @@ def test_status_for_a_deployment_reads_its_parameters(aws: LocalAWS) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
 
-    # THEN it shows the queue's counters
+    # THEN it shows the queue's counters, and that the deployment has no intake-failures queue yet
     assert proc.returncode == 0, proc.stderr
     assert "waiting    1" in proc.stdout and "dead-letter 0" in proc.stdout
+    assert "intake failures (no queue)" in proc.stdout
+
+    # WHEN the intake Lambda gave up on an S3 event (its on-failure destination got the record)
+    failures = sqs.create_queue(QueueName="capillary-demo-intake-failures")["QueueUrl"]
+    sqs.send_message(
+        QueueUrl=failures, MessageBody=json.dumps({"requestContext": {"condition": "RetriesExhausted"}})
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "capillary", "status", "--deployment", "demo", "--json"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+    # THEN the status counts it
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["queue"]["intake_failures"] == 1
 
 
 def test_status_for_an_unknown_deployment_says_what_is_missing(aws: LocalAWS) -> None:

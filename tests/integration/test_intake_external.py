@@ -1,7 +1,8 @@
 """intake.yml with intake_external_resources: Terraform owns the bucket, queues, topic and IAM.
 
-The role must check they exist, change none of them, and still deploy the handler, the
-parameters and the notifications, so Terraform and Ansible never manage the same resource.
+The role must check they exist, change none of them, and still deploy the handler (with its event
+invoke configuration), the parameters and the notifications, so Terraform and Ansible never
+manage the same resource.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _terraform_like(aws: LocalAWS) -> None:
     sqs = aws.client("sqs")
     sqs.create_queue(QueueName=NAMES.dead_letter_queue)
     sqs.create_queue(QueueName=NAMES.work_queue, Attributes={"VisibilityTimeout": "123"})
+    sqs.create_queue(QueueName=NAMES.intake_failures_queue, Attributes={"MessageRetentionPeriod": "86400"})
     aws.client("sns").create_topic(Name=NAMES.notify_topic)
     iam = aws.client("iam")
     for role in (NAMES.worker_role, NAMES.intake_role):
@@ -57,6 +59,9 @@ def test_resources_made_elsewhere_are_used_not_managed(aws: LocalAWS, playbook: 
     url = sqs.get_queue_url(QueueName=NAMES.work_queue)["QueueUrl"]
     visibility = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])["Attributes"]
     assert visibility["VisibilityTimeout"] == "123"
+    failures = sqs.get_queue_url(QueueName=NAMES.intake_failures_queue)["QueueUrl"]
+    failures_attrs = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["All"])["Attributes"]
+    assert failures_attrs["MessageRetentionPeriod"] == "86400"
     assert aws.client("iam").list_role_policies(RoleName=NAMES.worker_role)["PolicyNames"] == []
     # and what Ansible owns is there: the handler, the parameters, the notifications
     functions = [f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]]
@@ -67,10 +72,13 @@ def test_resources_made_elsewhere_are_used_not_managed(aws: LocalAWS, playbook: 
     assert queue_url == url
     notifications = s3.get_bucket_notification_configuration(Bucket=NAMES.bucket)
     assert notifications.get("LambdaFunctionConfigurations"), notifications
+    # and the handler's failed events go to Terraform's intake-failures queue
+    invoke = aws.client("lambda").get_function_event_invoke_config(FunctionName=NAMES.intake_function)
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == failures_attrs["QueueArn"]
 
 
 def test_missing_resources_are_named(aws: LocalAWS, playbook: Any) -> None:
-    # GIVEN only the queues exist
+    # GIVEN only the work and dead-letter queues exist (an older Terraform example made no more)
     sqs = aws.client("sqs")
     sqs.create_queue(QueueName=NAMES.dead_letter_queue)
     sqs.create_queue(QueueName=NAMES.work_queue)
@@ -78,7 +86,12 @@ def test_missing_resources_are_named(aws: LocalAWS, playbook: Any) -> None:
     # WHEN intake.yml runs with intake_external_resources THEN it fails naming each missing one
     recap = playbook(PLAYBOOK, extra_vars=VARS)
     assert recap.rc != 0
-    for missing in (f"bucket {NAMES.bucket}", f"role {NAMES.worker_role}", f"role {NAMES.intake_role}"):
+    for missing in (
+        f"bucket {NAMES.bucket}",
+        f"queue {NAMES.intake_failures_queue}",
+        f"role {NAMES.worker_role}",
+        f"role {NAMES.intake_role}",
+    ):
         assert missing in recap.stdout, recap.tail()
     # and it created none of them
     assert aws.client("s3").list_buckets()["Buckets"] == []

@@ -1,4 +1,9 @@
-"""playbooks/intake.yml against the local endpoint: check mode, a real run, a re-run, least privilege."""
+"""playbooks/intake.yml against the local endpoint: check mode, a real run, a re-run, least privilege.
+
+moto stores the intake Lambda's event invoke configuration but cannot invoke the Lambda here, so
+the tests read the configuration back; a failed event reaching the intake-failures queue happens
+only in AWS.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,13 @@ PLAYBOOK = "playbooks/intake.yml"
 NAMES = deployment_names("pbtest")
 # The AWS layout (Lambda target, TLS-only policy) for the lifecycle test; the local layout (events
 # queue, no TLS policy: the endpoint speaks plain HTTP) for the least-privilege test.
-VARS = {"capillary_deployment": "pbtest", "intake_platform": "aws", "intake_webhook_key": "st2-secret-key"}
+VARS = {
+    "capillary_deployment": "pbtest",
+    "intake_platform": "aws",
+    "intake_webhook_key": "st2-secret-key",
+    "intake_function_retry_attempts": 1,
+    "intake_function_max_event_age_s": 3600,
+}
 LOCAL_VARS = {"capillary_deployment": "pbtest", "intake_platform": "local"}
 
 
@@ -78,6 +89,11 @@ def test_check_mode_then_a_real_run_then_nothing_changes(aws: LocalAWS, playbook
     )
     dlq_retention = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["MessageRetentionPeriod"])
     assert int(dlq_retention["Attributes"]["MessageRetentionPeriod"]) > int(attrs["MessageRetentionPeriod"])
+    # AND the intake-failures queue is encrypted and keeps its records as long as the DLQ
+    failures = sqs.get_queue_url(QueueName=NAMES.intake_failures_queue)["QueueUrl"]
+    failures_attrs = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["All"])["Attributes"]
+    assert failures_attrs["KmsMasterKeyId"] == "alias/aws/sqs"
+    assert failures_attrs["MessageRetentionPeriod"] == dlq_retention["Attributes"]["MessageRetentionPeriod"]
 
     secret = ssm.get_parameter(Name=f"{NAMES.ssm_secrets}/webhook_key", WithDecryption=True)["Parameter"]
     assert secret["Type"] == "SecureString" and secret["Value"] == "st2-secret-key"
@@ -87,6 +103,11 @@ def test_check_mode_then_a_real_run_then_nothing_changes(aws: LocalAWS, playbook
     env = function["Environment"]["Variables"]
     assert env["CAPILLARY_WORK_QUEUE_URL"] == work
     assert "st2-secret-key" not in json.dumps(env)  # the key is an SSM parameter name, never a value
+    # AND an S3 event the handler fails goes, after the retries set, to the intake-failures queue
+    invoke = aws.client("lambda").get_function_event_invoke_config(FunctionName=NAMES.intake_function)
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == failures_attrs["QueueArn"]
+    assert not invoke["DestinationConfig"].get("OnSuccess", {}).get("Destination")
+    assert (invoke["MaximumRetryAttempts"], invoke["MaximumEventAgeInSeconds"]) == (1, 3600)
     assert (
         iam.get_instance_profile(InstanceProfileName=NAMES.worker_instance_profile)["InstanceProfile"][
             "Roles"
@@ -166,3 +187,57 @@ def test_worker_credentials_can_do_their_job_and_nothing_else(aws: LocalAWS, pla
     [ssm_grant] = [s for s in document["Statement"] if any(a.startswith("ssm:") for a in s["Action"])]
     assert ssm_grant["Resource"].endswith(f":parameter{NAMES.ssm_prefix}/*")
     assert ssm_grant["Action"] == ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
+
+
+def test_the_handler_may_record_failures_on_its_queue_and_do_nothing_else_there(
+    aws: LocalAWS, playbook: Any
+) -> None:
+    playbook(PLAYBOOK, extra_vars=LOCAL_VARS).assert_ok()
+    iam, sqs = aws.client("iam"), aws.client("sqs")
+    failures = sqs.get_queue_url(QueueName=NAMES.intake_failures_queue)["QueueUrl"]
+    failures_arn = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    dlq = sqs.get_queue_url(QueueName=NAMES.dead_letter_queue)["QueueUrl"]
+    # GIVEN the handler's policy: one statement names the intake-failures queue, for SendMessage only
+    document = iam.get_role_policy(RoleName=NAMES.intake_role, PolicyName="capillary-intake")[
+        "PolicyDocument"
+    ]
+    on_failures = [s for s in document["Statement"] if failures_arn in json.dumps(s["Resource"])]
+    assert [(s["Action"], s["Resource"]) for s in on_failures] == [("sqs:SendMessage", failures_arn)]
+    # AND the Lambda's on-failure destination is that queue, as Lambda requires of its role
+    invoke = aws.client("lambda").get_function_event_invoke_config(FunctionName=NAMES.intake_function)
+    assert invoke["DestinationConfig"]["OnFailure"]["Destination"] == failures_arn
+
+    # WHEN a user holding exactly that policy acts while moto enforces IAM
+    iam.create_user(UserName="handler-probe")
+    iam.put_user_policy(
+        UserName="handler-probe", PolicyName="capillary-intake", PolicyDocument=json.dumps(document)
+    )
+    key = iam.create_access_key(UserName="handler-probe")["AccessKey"]
+    hsqs = boto3.client(
+        "sqs",
+        endpoint_url=aws.endpoint_url,
+        region_name=aws.region,
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        aws_session_token=None,
+    )
+    aws.set_iam_enforcement(0)
+    try:
+        # THEN it may send a record to the intake-failures queue
+        hsqs.send_message(
+            QueueUrl=failures, MessageBody=json.dumps({"requestContext": {"condition": "RetriesExhausted"}})
+        )
+        # AND may not read, delete or purge there, nor send to the dead-letter queue
+        assert _denied(hsqs.receive_message, QueueUrl=failures, WaitTimeSeconds=0)
+        assert _denied(hsqs.purge_queue, QueueUrl=failures)
+        assert _denied(hsqs.send_message, QueueUrl=dlq, MessageBody="{}")
+    finally:
+        aws.set_iam_enforcement(None)
+    assert (
+        sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+        == "1"
+    )

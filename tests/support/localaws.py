@@ -5,6 +5,10 @@ cannot be set over HTTP. Where a test or the local run needs real prices, `seed_
 stores a series in this process and the server answers from it, with AWS's semantics for
 filters, the time window (the price in force at StartTime is included) and pagination.
 
+moto stores a Lambda function's asynchronous invocation configuration but appends on every
+PutFunctionEventInvokeConfig and answers GetFunctionEventInvokeConfig with the first one ever
+written, where AWS overwrites it; the endpoint here overwrites, as AWS does.
+
 Used by the pytest fixtures (tests/conftest.py), the benchmarks and `make demo`:
 
     python -m tests.support.localaws --port 0 --seed-spot tests/data/spot/eu-west-1.json
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moto.awslambda.models import EventInvokeConfig, LambdaBackend
 from moto.core.responses import ActionResult
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.server import ThreadedMotoServer
@@ -151,6 +156,20 @@ def _describe_spot_price_history(self: SpotInstances) -> ActionResult:
 
 
 SpotInstances.describe_spot_price_history = _describe_spot_price_history  # type: ignore[method-assign]
+
+
+def _put_function_event_invoke_config(
+    self: LambdaBackend, function_name: str, config: dict[str, Any]
+) -> dict[str, Any]:
+    """PutFunctionEventInvokeConfig as AWS documents it: the new configuration replaces the old."""
+    fn = self.get_function(function_name)
+    event_config = EventInvokeConfig(fn.function_arn, fn.last_modified, config)
+    fn.event_invoke_config = [event_config]
+    response: dict[str, Any] = event_config.response()
+    return response
+
+
+LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config  # type: ignore[method-assign]
 
 
 class LocalAWS:

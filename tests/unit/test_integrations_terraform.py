@@ -97,6 +97,7 @@ def _resources() -> dict[tuple[str, str], dict[str, Any]]:
         (("aws_s3_bucket", "samples"), "bucket", "bucket"),
         (("aws_sqs_queue", "work"), "name", "work_queue"),
         (("aws_sqs_queue", "dead_letter"), "name", "dead_letter_queue"),
+        (("aws_sqs_queue", "intake_failures"), "name", "intake_failures_queue"),
         (("aws_sns_topic", "notify"), "name", "notify_topic"),
         (("aws_iam_role", "worker"), "name", "worker_role"),
         (("aws_iam_instance_profile", "worker"), "name", "worker_instance_profile"),
@@ -113,6 +114,17 @@ def test_work_queue_redrives_to_the_dead_letter_queue() -> None:
     work = _resources()[("aws_sqs_queue", "work")]
     assert "aws_sqs_queue.dead_letter.arn" in work["redrive_policy"]
     assert "var.intake_max_receive_count" in work["redrive_policy"]
+
+
+def test_intake_failures_queue_is_kept_and_encrypted_like_the_dead_letter_queue() -> None:
+    # The intake-failures queue is long-lived like the DLQ: Terraform owns it whenever it owns the
+    # queues (intake.yml then only checks it exists and points the Lambda's destination at it).
+    failures = _resources()[("aws_sqs_queue", "intake_failures")]
+    dlq = _resources()[("aws_sqs_queue", "dead_letter")]
+    assert failures["message_retention_seconds"] == dlq["message_retention_seconds"]
+    assert failures["sqs_managed_sse_enabled"] is True
+    handover = _resources()[("terraform_data", "intake_playbook")]
+    assert "${aws_sqs_queue.intake_failures.arn}" in handover["triggers_replace"]
 
 
 def _role_statements(policy_name: str) -> dict[str, set[str]]:

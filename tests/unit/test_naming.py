@@ -35,6 +35,7 @@ def test_names_follow_the_documented_pattern() -> None:
     names = deployment_names("demo")
     assert names.bucket == "capillary-demo-samples"
     assert names.dead_letter_queue == "capillary-demo-work-dlq"
+    assert names.intake_failures_queue == "capillary-demo-intake-failures"
     assert names.image_parameter("2.3.0") == "/capillary/demo/images/2.3.0"
     assert names.worker_image("2.3.0") == "localhost/capillary-worker:2.3.0"
 

@@ -1,4 +1,5 @@
-"""`capillary status`: queue depth, messages in flight, dead-letter count and this worker's state."""
+"""`capillary status`: queue depth, messages in flight, dead-letter count and this worker's state;
+with --deployment, also the S3 events the intake Lambda gave up on (its intake-failures queue)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,11 @@ def run(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from capillary.status import StateFile, format_status, queue_status
+    from capillary.naming import DeploymentNameError, deployment_names
+    from capillary.status import StateFile, format_status, queue_depth, queue_status
 
     env = dict(os.environ)
     if args.deployment:
-        from capillary.naming import DeploymentNameError, deployment_names
-
         try:
             env[ENV_PREFIX + "SSM_CONFIG"] = deployment_names(args.deployment).ssm_config
         except DeploymentNameError as exc:
@@ -51,10 +51,21 @@ def run(args: argparse.Namespace) -> int:
         return 1
     queue: dict[str, Any] | None = None
     error = ""
+    sqs: Any = None
     try:
-        queue = queue_status(boto3.client("sqs", region_name=cfg.region or None), cfg.queue_url)
+        sqs = boto3.client("sqs", region_name=cfg.region or None)
+        queue = queue_status(sqs, cfg.queue_url)
     except (BotoCoreError, ClientError) as exc:
         error = str(exc)
+    if queue is not None and args.deployment:
+        # Only with --deployment: a controller's credentials read every queue of the deployment,
+        # a worker's role only its work queue.
+        try:
+            queue["intake_failures"] = queue_depth(
+                sqs, deployment_names(args.deployment).intake_failures_queue
+            )
+        except (BotoCoreError, ClientError) as exc:
+            queue["intake_failures"] = f"unavailable: {exc}"
     worker = StateFile(cfg.state_file).read()
     if args.json:
         print(json.dumps({"queue": queue, "queue_error": error or None, "worker": worker}, indent=2))

@@ -14,7 +14,11 @@ import boto3
 import pytest
 import yaml
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
-from ansible_collections.capillary.pcgr.plugins.modules import ec2_spot_launch, sqs_queue_info
+from ansible_collections.capillary.pcgr.plugins.modules import (
+    ec2_spot_launch,
+    lambda_event_invoke_config,
+    sqs_queue_info,
+)
 from ansible_collections.capillary.pcgr.plugins.modules import ec2_spot_price_info as module
 from botocore.stub import Stubber
 
@@ -36,7 +40,7 @@ def _normalise(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MODULES = [module, ec2_spot_launch, sqs_queue_info]
+MODULES = [module, ec2_spot_launch, sqs_queue_info, lambda_event_invoke_config]
 
 
 @pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
@@ -69,7 +73,7 @@ def test_spot_price_info_returns_what_the_issue_asks_for() -> None:
     assert {"prices", "candidates", "choice", "msg", "window", "instance_types"} <= set(returned)
 
 
-@pytest.mark.parametrize("name", ["ec2_spot_launch", "sqs_queue_info"])
+@pytest.mark.parametrize("name", ["ec2_spot_launch", "sqs_queue_info", "lambda_event_invoke_config"])
 def test_ansible_doc_renders_the_other_modules(name: str) -> None:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(
