@@ -157,6 +157,8 @@ def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str) -> None
             "/srv/capillary/work",
             "--allow",
             "*/site-packages/botocore/data/*/examples-1.json",
+            "--reference-stamp",
+            ".capillary-artifact.json",
         ],
         input=GATE.read_text(),
         capture_output=True,
@@ -169,6 +171,11 @@ def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str) -> None
 
     # THEN nothing is found: no machine-id content, no host keys, no keys, no samples
     assert report["clean"], report["findings"]
+    # AND the bundle's public ClinVar VCF was seen, and allowed as verified reference data only
+    bundle = f"pcgr_ref_data.{bake_inputs.release.bundle.version}.grch38.tgz"
+    assert [
+        (f["path"].rsplit("/", 1)[-1], f["reference"]) for f in report["allowed"] if "reference" in f
+    ] == [("clinvar.vcf.gz", bundle)]
     listing = _in_image("wc -c < /etc/machine-id; ls /etc/ssh | grep -c ssh_host_ || true")
     assert listing.split() == ["0", "0"]
     # and it is the release's image, from the project's base

@@ -99,13 +99,20 @@ def write_bundle(
     payload: int = 256 * 1024,
     version_in_file: str | None = None,
 ) -> Path:
-    """`pcgr_ref_data.<bundle>.<assembly>.tgz`: `data/<assembly>/.PCGR_BUNDLE_VERSION` and some data."""
+    """`pcgr_ref_data.<bundle>.<assembly>.tgz`: `data/<assembly>/.PCGR_BUNDLE_VERSION` and some data,
+    including a public-data VCF like the real bundle's (which the image gate must tell apart from
+    a sample)."""
     with _tgz(path) as tar:
         _add_dir(tar, "data")
         _add_dir(tar, f"data/{assembly}")
         _add(tar, f"data/{assembly}/.PCGR_BUNDLE_VERSION", f"{version_in_file or bundle_version}\n".encode())
         _add_dir(tar, f"data/{assembly}/variant")
         _add(tar, f"data/{assembly}/variant/clinvar.tsv.gz", _filler(f"{bundle_version}{assembly}", payload))
+        _add_dir(tar, f"data/{assembly}/variant/vcf")
+        _add_dir(tar, f"data/{assembly}/variant/vcf/clinvar")
+        vcf = f"##fileformat=VCFv4.2\n##source=ClinVar (test bundle {bundle_version})\n"
+        vcf += "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+        _add(tar, f"data/{assembly}/variant/vcf/clinvar/clinvar.vcf.gz", gzip.compress(vcf.encode(), mtime=0))
     return path
 
 

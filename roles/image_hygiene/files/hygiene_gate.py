@@ -43,6 +43,11 @@ CONSUMER_UNIT = "capillary-consumer"
 # Only what a file says can be allowed by path; a sample-like name, a key file in the wrong
 # place or an authorized_keys never can.
 CONTENT_REASONS = ("private key", "AWS secret access key", "StackStorm API key")
+# PCGR's reference bundle is full of public VCFs (ClinVar, gnomAD, ...). A tree that pcgr_refdata
+# installed from a checksummed download carries its stamp (--reference-stamp) at the top: there,
+# and only for sample-like names, a finding is reported as allowed reference data.
+REFERENCE_REASONS = ("sample-like file",)
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def parse_args(argv):
@@ -61,6 +66,11 @@ def parse_args(argv):
         action="append",
         default=[],
         help="glob of paths whose content findings are public, known data (reported, not failing)",
+    )
+    p.add_argument(
+        "--reference-stamp",
+        default="",
+        help="file name of the stamp pcgr_refdata writes atop a verified reference tree",
     )
     p.add_argument("--max-content-bytes", type=int, default=1 << 20, help="larger files are not read")
     p.add_argument("--journal", choices=("auto", "skip"), default="auto")
@@ -107,9 +117,22 @@ def name_findings(rel, name, parent):
     return reasons
 
 
-def scan_tree(root, excludes, content_roots, max_bytes):
+def reference_stamp(path):
+    """The stamp's artifact name if it records a verified download (file name and sha256)."""
+    try:
+        with open(path) as fh:
+            stamp = json.load(fh)
+    except (OSError, ValueError):
+        return ""
+    if not isinstance(stamp, dict) or not SHA256.match(str(stamp.get("sha256", ""))):
+        return ""
+    return str(stamp.get("filename") or "")
+
+
+def scan_tree(root, excludes, content_roots, max_bytes, stamp_name=""):
     findings = []
     scanned = 0
+    references = {}  # directory (inside the image) -> artifact its stamp names
     root = os.path.abspath(root)
     prefix = "" if root == "/" else root
 
@@ -119,6 +142,11 @@ def scan_tree(root, excludes, content_roots, max_bytes):
     for dirpath, dirnames, filenames in os.walk(root, topdown=True, followlinks=False):
         rel_dir = inside_image(dirpath)
         dirnames[:] = [d for d in dirnames if not _inside(os.path.join(rel_dir, d), excludes)]
+        if stamp_name and stamp_name in filenames:
+            artifact = reference_stamp(os.path.join(dirpath, stamp_name))
+            if artifact:
+                references[rel_dir] = artifact
+        reference = next((a for d, a in references.items() if _inside(rel_dir, [d])), "")
         for name in filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.join(rel_dir, name)
@@ -130,7 +158,11 @@ def scan_tree(root, excludes, content_roots, max_bytes):
                 continue
             if stat.S_ISREG(st.st_mode) and 0 < st.st_size <= max_bytes and _inside(rel, content_roots):
                 reasons += content_findings(_read_head(full, max_bytes))
-            findings += [{"path": rel, "reason": r} for r in reasons]
+            for r in reasons:
+                finding = {"path": rel, "reason": r}
+                if reference and r in REFERENCE_REASONS:
+                    finding["reference"] = reference
+                findings.append(finding)
     return findings, scanned
 
 
@@ -202,7 +234,7 @@ def main(argv):
         return 2
     excludes = [os.path.normpath(e) for e in args.exclude]
     content_roots = [os.path.normpath(c) for c in args.content_root] + list(UNIT_DIRS)
-    findings, scanned = scan_tree(root, excludes, content_roots, args.max_content_bytes)
+    findings, scanned = scan_tree(root, excludes, content_roots, args.max_content_bytes, args.reference_stamp)
     findings += machine_id_findings(root)
     findings += workspace_findings(root, args.workspace)
     journal_state = "skipped"
@@ -212,7 +244,8 @@ def main(argv):
     allowed = [
         f
         for f in findings
-        if f["reason"] in CONTENT_REASONS and any(fnmatch.fnmatch(f["path"], a) for a in args.allow)
+        if (f["reason"] in CONTENT_REASONS and any(fnmatch.fnmatch(f["path"], a) for a in args.allow))
+        or f.get("reference")
     ]
     findings = [f for f in findings if f not in allowed]
     findings.sort(key=lambda f: (f["path"], f["reason"]))
