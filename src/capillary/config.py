@@ -42,8 +42,9 @@ class PcgrConfig:
 
     release: str = "2.3.0"
     bundle_version: str = ""
-    refdata_dir: Path = Path("/opt/pcgr/refdata")
-    vep_dir: Path = Path("/opt/pcgr/vep")
+    # pcgr_refdata's layout: the active bundle for the worker's assembly, the active VEP cache.
+    refdata_dir: Path = Path("/srv/capillary/refdata/current/grch38")
+    vep_dir: Path = Path("/srv/capillary/vep/current")
     # conda: the release's `pcgr` env (`conda_prefix`) with `pcgrr` as its sibling env.
     # container: the release's image run through `container_runtime`.
     method: str = "conda"

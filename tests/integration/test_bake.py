@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,6 +107,7 @@ def test_baked_image_holds_the_releases_reference_data(baked_image: str, bake_in
     info = json.loads(_in_image("cat /etc/capillary/version-info.json"))
     fact = json.loads(_in_image("cat /etc/ansible/facts.d/pcgr_refdata.fact"))
     fstab = _in_image("cat /etc/fstab 2>/dev/null || true")
+    consumer = tomllib.loads(_in_image("cat /etc/capillary/consumer.toml"))["pcgr"]
 
     # THEN current points at the catalogue's bundle and VEP versions, whose files are in place
     assert links == [bundle, vep]
@@ -117,9 +119,13 @@ def test_baked_image_holds_the_releases_reference_data(baked_image: str, bake_in
     assert fact["release"] == RELEASE and fact["bundle_version"] == bundle and str(fact["vep_version"]) == vep
     # and data_volume ran directory-only: no device in a container, so nothing to mount at boot
     assert DATA_ROOT not in fstab
+    # and the consumer's PCGR engine reads exactly that bundle and cache
+    assert consumer["refdata_dir"] == f"{DATA_ROOT}/refdata/current/{ASM}"
+    assert consumer["vep_dir"] == f"{DATA_ROOT}/vep/current"
+    assert consumer["bundle_version"] == bundle
 
 
-def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str) -> None:
+def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str, bake_inputs: LocalBake) -> None:
     # GIVEN the baked image's filesystem, read without booting it
     # WHEN the hygiene gate scans it
     proc = subprocess.run(
