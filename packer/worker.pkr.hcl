@@ -197,6 +197,9 @@ locals {
     owner = var.source_ami_owner != "" ? var.source_ami_owner : local.source_ami_filters[var.base_os].owner
     name  = var.source_ami_name != "" ? var.source_ami_name : local.source_ami_filters[var.base_os].name
   }
+  # Where the amazon-ebs build attaches the data volume; provision.yml is told the same name and
+  # looks up the volume id mapped there (data_volume finds the volume by id, whatever its NVMe name).
+  data_volume_device = "/dev/sdf"
   # The build container's name: the ansible podman connection reaches it by this name.
   build_container = "capillary-bake-${replace(var.pcgr_version, ".", "-")}-${local.build_time}"
   tags = {
@@ -250,7 +253,7 @@ source "amazon-ebs" "worker" {
     delete_on_termination = true
   }
   launch_block_device_mappings {
-    device_name           = "/dev/sdf"
+    device_name           = local.data_volume_device
     volume_size           = var.data_volume_size
     volume_type           = "gp3"
     throughput            = 125
@@ -320,6 +323,13 @@ build {
       "--extra-vars", var.provision_extra_vars,
       "--extra-vars", "capillary_release=${var.pcgr_version} capillary_commit=${var.capillary_commit}",
       "--extra-vars", "capillary_packer_source=${source.type}",
+      # amazon-ebs only (the local override below has no data volume): where the data volume is
+      # attached, and where the controller describes the build instance to find its id.
+      "--extra-vars", jsonencode({
+        capillary_build_data_volume_device = local.data_volume_device
+        capillary_build_aws_region         = var.aws_region
+        capillary_build_aws_endpoint       = var.aws_endpoint
+      }),
     ]
     ansible_env_vars = [
       "ANSIBLE_CONFIG=${path.root}/../ansible.cfg",

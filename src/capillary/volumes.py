@@ -6,6 +6,11 @@ in attach order, not stable across boots); its stable name is the udev link
 is /dev/xvdf. The data_volume role lists /dev/disk/by-id and /dev/disk/by-label on the target
 and asks `find_data_volume` (through the `capillary.pcgr.data_volume_device` filter) which
 device to use; nothing found means "no separate volume" (containers, local runs).
+
+At bake time the volume id is not known in advance: Packer attaches the data volume at a device
+name (/dev/sdf), and `ebs_volume_mappings` reads the id mapped there from the build instance's
+description (the `capillary.pcgr.ebs_volume_mappings` filter, in
+playbooks/tasks/provision_data_volume_aws.yml).
 """
 
 from __future__ import annotations
@@ -79,3 +84,24 @@ def data_volume_device(facts: Mapping[str, object]) -> str:
         label=str(facts.get("label", "") or ""),
         existing_devices=_strings(facts.get("existing_devices")),
     )
+
+
+def _device_path(name: str) -> str:
+    return name if name.startswith("/dev/") else f"/dev/{name}"
+
+
+def ebs_volume_mappings(instance: Mapping[str, object]) -> dict[str, str]:
+    """Device name -> EBS volume id of an instance as `amazon.aws.ec2_instance_info` returns it
+    (`block_device_mappings: [{device_name, ebs: {volume_id}}]`). Names are given a /dev/ prefix
+    when they lack one; mappings without an EBS volume id are left out."""
+    found: dict[str, str] = {}
+    mappings = instance.get("block_device_mappings")
+    for mapping in mappings if isinstance(mappings, list) else []:
+        if not isinstance(mapping, Mapping):
+            continue
+        ebs = mapping.get("ebs")
+        volume_id = ebs.get("volume_id") if isinstance(ebs, Mapping) else None
+        name = mapping.get("device_name")
+        if isinstance(name, str) and name and isinstance(volume_id, str) and volume_id:
+            found[_device_path(name)] = volume_id
+    return found

@@ -1,4 +1,5 @@
-"""A tiny IMDSv2 server on 127.0.0.1, for the consumer's spot-interruption and identity tests.
+"""A tiny IMDSv2 server on 127.0.0.1, for the consumer's spot-interruption and identity tests
+(and, bound to podman's bridge gateway, for a build-instance container in the Packer test).
 
 Like an instance launched with `http_tokens = required`, it answers a metadata read only with a
 token obtained by `PUT /latest/api/token`; a token-less read gets 401. `spot_notice()` makes
@@ -25,6 +26,7 @@ class LocalIMDS:
         instance_id: str = "i-0123456789abcdef0",
         instance_type: str = "m6i.xlarge",
         ami_id: str = "ami-0123456789abcdef0",
+        host: str = "127.0.0.1",
     ) -> None:
         self.metadata: dict[str, str] = {
             "instance-id": instance_id,
@@ -80,7 +82,7 @@ class LocalIMDS:
                 else:
                     self._send(200, value)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -102,6 +104,11 @@ class LocalIMDS:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def set_metadata(self, path: str, value: str) -> None:
+        """What `GET /latest/meta-data/<path>` answers from now on (e.g. a late-known instance-id)."""
+        with self._lock:
+            self.metadata[path] = value
 
     def spot_notice(self, action: str = "terminate", in_s: int = 120) -> None:
         when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=in_s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capillary.volumes import VolumeError, ebs_by_id_name, find_data_volume
+from capillary.volumes import VolumeError, ebs_by_id_name, ebs_volume_mappings, find_data_volume
 
 NITRO_BY_ID = [
     "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0aaaaaaaaaaaaaaaa",
@@ -49,3 +49,44 @@ def test_volume_ids_are_validated() -> None:
     assert ebs_by_id_name("vol-0123abcd") == "nvme-Amazon_Elastic_Block_Store_vol0123abcd"
     with pytest.raises(VolumeError, match="data_volume_ebs_volume_id 'disk1'"):
         ebs_by_id_name("disk1")
+
+
+# One instance as amazon.aws.ec2_instance_info returns it (snake_case), trimmed to what matters:
+# a Packer build instance with its root volume and the data volume attached as /dev/sdf.
+BUILD_INSTANCE = {
+    "instance_id": "i-0123456789abcdef0",
+    "root_device_name": "/dev/xvda",
+    "block_device_mappings": [
+        {"device_name": "/dev/xvda", "ebs": {"volume_id": "vol-0aaaaaaaaaaaaaaaa", "status": "attached"}},
+        {"device_name": "/dev/sdf", "ebs": {"volume_id": "vol-0bbbbbbbbbbbbbbbb", "status": "attached"}},
+    ],
+}
+
+
+def test_the_volume_at_each_device_name_of_a_build_instance() -> None:
+    # GIVEN the description of a build instance WHEN its mappings are read
+    mappings = ebs_volume_mappings(BUILD_INSTANCE)
+    # THEN the data volume is the one at /dev/sdf, and the root volume is not mistaken for it
+    assert mappings == {"/dev/xvda": "vol-0aaaaaaaaaaaaaaaa", "/dev/sdf": "vol-0bbbbbbbbbbbbbbbb"}
+    # and the id it gives is one data_volume can find under /dev/disk/by-id
+    by_id = [f"/dev/disk/by-id/{ebs_by_id_name(v)}" for v in mappings.values()]
+    assert find_data_volume(by_id, volume_id=mappings["/dev/sdf"]) == (
+        "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0bbbbbbbbbbbbbbbb"
+    )
+
+
+def test_names_get_dev_and_mappings_without_an_ebs_volume_are_left_out() -> None:
+    instance = {
+        "block_device_mappings": [
+            {"device_name": "sdf", "ebs": {"volume_id": "vol-0bbbbbbbbbbbbbbbb"}},
+            {"device_name": "/dev/sdb", "virtual_name": "ephemeral0"},
+            {"device_name": "/dev/sdg", "ebs": {}},
+            "not a mapping",
+        ]
+    }
+    assert ebs_volume_mappings(instance) == {"/dev/sdf": "vol-0bbbbbbbbbbbbbbbb"}
+
+
+def test_an_instance_without_mappings_has_none() -> None:
+    assert ebs_volume_mappings({}) == {}
+    assert ebs_volume_mappings({"block_device_mappings": None}) == {}

@@ -1,0 +1,62 @@
+# Copyright: Capillary contributors
+# Apache License 2.0
+"""Device name -> EBS volume id of an instance, from `capillary.volumes` (its one home)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: ebs_volume_mappings
+short_description: The EBS volume id attached at each device name of an instance
+version_added: 0.1.0
+description:
+  - Turns one instance of C(amazon.aws.ec2_instance_info) into a dict of device name (C(/dev/sdf))
+    to EBS volume id. Names lacking C(/dev/) get it; mappings without an EBS volume are left out.
+  - Used at bake time to find the volume Packer attached as the data volume, whose id the
+    C(data_volume) role needs to find it under C(/dev/disk/by-id).
+  - Requires the C(capillary) Python package on the controller.
+options:
+  _input:
+    description: One element of C(instances) as returned by C(amazon.aws.ec2_instance_info).
+    type: dict
+    required: true
+"""
+
+EXAMPLES = r"""
+- name: Pick the volume attached as /dev/sdf
+  ansible.builtin.set_fact:
+    data_volume_ebs_volume_id: >-
+      {{ (instance_info.instances | first | capillary.pcgr.ebs_volume_mappings)['/dev/sdf'] }}
+"""
+
+RETURN = r"""
+_value:
+  description: Device name to EBS volume id, one entry per EBS mapping of the instance.
+  sample: {"/dev/xvda": "vol-0123456789abcdef0", "/dev/sdf": "vol-0fedcba9876543210"}
+  type: dict
+"""
+
+from ansible.errors import AnsibleFilterError
+
+try:
+    from capillary.volumes import ebs_volume_mappings as _mappings
+except ImportError as exc:  # pragma: no cover - depends on the controller's environment
+    IMPORT_ERROR = exc
+else:
+    IMPORT_ERROR = None
+
+
+def ebs_volume_mappings(instance):
+    if IMPORT_ERROR is not None:
+        raise AnsibleFilterError(
+            f"capillary.pcgr.ebs_volume_mappings needs the capillary package: {IMPORT_ERROR}"
+        )
+    if not isinstance(instance, dict):
+        raise AnsibleFilterError(
+            f"capillary.pcgr.ebs_volume_mappings expects an instance dict, got {type(instance).__name__}"
+        )
+    return _mappings(instance)
+
+
+class FilterModule:
+    def filters(self):
+        return {"ebs_volume_mappings": ebs_volume_mappings}
