@@ -239,8 +239,9 @@ source "amazon-ebs" "worker" {
 
   # Packer 1.6.6 knows neither `metadata_options` (IMDSv2-only build instance) nor
   # `imds_support = "v2.0"` (IMDSv2 for every instance launched from the AMI): both are in
-  # plugins.pkr.hcl.example for newer Packer. With 1.6.6, playbooks/bake.yml sets the AMI's
-  # ImdsSupport to v2.0 after the build (EC2 ModifyImageAttribute).
+  # plugins.pkr.hcl.example for newer Packer. With 1.6.6, provision.yml makes the build instance
+  # IMDSv2-only before any role runs, and playbooks/bake.yml sets the AMI's ImdsSupport to v2.0
+  # after the build (EC2 ModifyImageAttribute).
 
   encrypt_boot = true
   launch_block_device_mappings {

@@ -79,6 +79,13 @@ def test_the_volume_attached_at_sdf_is_handed_to_data_volume(aws: LocalAWS, imds
     assert imds.rejected == 0
     # and the token never reached the output
     assert imds.tokens and not any(t in recap.stdout + recap.stderr for t in imds.tokens)
+    # and the build instance, launched IMDSv1-capable (Packer 1.6.6), now requires IMDSv2
+    assert instance["MetadataOptions"]["HttpTokens"] == "optional"
+    ec2 = aws.client("ec2")
+    after = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert after["MetadataOptions"]["HttpTokens"] == "required"
+    assert after["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert after["State"]["Name"] == "running"
 
 
 def test_no_volume_at_sdf_fails_naming_instance_device_and_mappings(aws: LocalAWS, imds: LocalIMDS) -> None:
