@@ -169,6 +169,16 @@ def rerun_figures(work: Path) -> list[Figure]:
     ]
 
 
+def _curl_tar(url: str, tar_args: str, out: Path) -> float:
+    """Seconds for `curl URL | tar <tar_args> - -C out`, the baseline the fetch tool is held to."""
+    out.mkdir()
+    t0 = time.perf_counter()
+    subprocess.run(["sh", "-c", f"curl -fsS {url} | tar {tar_args} - -C {out}"], check=True)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(out)
+    return seconds
+
+
 def throughput_figures(work: Path, size_mb: int = 256) -> list[Figure]:
     release = load_catalogue().current
     artifacts = work / "tp"
@@ -199,20 +209,10 @@ def throughput_figures(work: Path, size_mb: int = 256) -> list[Figure]:
             )
             ours.append(time.perf_counter() - t0)
             shutil.rmtree(dest)
-            out = work / f"curl{i}"
-            out.mkdir()
-            t0 = time.perf_counter()
-            pipeline = f"curl -fsS {server.base_url}/{name} | tar -xzf - -C {out}"
-            subprocess.run(["sh", "-c", pipeline], check=True)
-            curl.append(time.perf_counter() - t0)
-            shutil.rmtree(out)
+            url = f"{server.base_url}/{name}"
+            curl.append(_curl_tar(url, "-xzf", work / f"curl{i}"))
             if shutil.which("pigz"):  # the same decompressor the tool picks, for a like-for-like figure
-                out.mkdir()
-                t0 = time.perf_counter()
-                pipeline = f"curl -fsS {server.base_url}/{name} | tar -I pigz -xf - -C {out}"
-                subprocess.run(["sh", "-c", pipeline], check=True)
-                curl_pigz.append(time.perf_counter() - t0)
-                shutil.rmtree(out)
+                curl_pigz.append(_curl_tar(url, "-I pigz -xf", work / f"curl{i}"))
     ratio = median(ours) / median(curl)
     mb = size / 1e6
     figures = [
