@@ -17,39 +17,26 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.localaws import LocalAWS
+from tests.support.playbook import run_module
 
 pytestmark = pytest.mark.integration
 
 FUNCTION = "eic-probe"
-PLAYBOOK = """
-- name: Set an event invoke configuration
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Run the module
-      capillary.pcgr.lambda_event_invoke_config: {args}
-      register: result
-      ignore_errors: true
-    - name: Save the result for the test
-      ansible.builtin.copy:
-        content: "{{{{ result | to_nice_json }}}}"
-        dest: {out}
-        mode: "0600"
-      check_mode: false  # the test reads the result in check mode too
-      diff: false
-"""
 
 
 def apply(
     playbook: Any, tmp_path: Path, check: bool = False, diff: bool = False, **args: Any
 ) -> dict[str, Any]:
     """Run the module once through ansible-playbook and return what it registered."""
-    out = tmp_path / "result.json"
-    book = tmp_path / "eic.yml"
-    book.write_text(PLAYBOOK.format(args=json.dumps(args), out=out))
-    playbook(str(book), check=check, args=["--diff"] if diff else []).assert_ok()
-    result: dict[str, Any] = json.loads(out.read_text())
+    _, result = run_module(
+        playbook,
+        tmp_path,
+        "capillary.pcgr.lambda_event_invoke_config",
+        args,
+        check=check,
+        diff=diff,
+        ignore_errors=True,
+    )
     return result
 
 

@@ -3,42 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.localaws import LocalAWS, SpotPrice
+from tests.support.playbook import run_module
 
 pytestmark = pytest.mark.integration
-
-PLAYBOOK = """
-- name: Look up spot prices
-  hosts: localhost
-  connection: local
-  gather_facts: false
-  tasks:
-    - name: Read the spot price history
-      capillary.pcgr.ec2_spot_price_info: {args}
-      register: spot
-    - name: Save the result for the test
-      ansible.builtin.copy:
-        content: "{{{{ spot | to_nice_json }}}}"
-        dest: {out}
-        mode: "0600"
-      check_mode: false  # the test reads the result in check mode too
-"""
 
 
 def lookup(playbook: Any, tmp_path: Path, check: bool = False, **args: Any) -> dict[str, Any]:
     """Run the module once through ansible-playbook and return what it registered."""
-    out = tmp_path / "spot.json"
-    book = tmp_path / "spot.yml"
-    book.write_text(PLAYBOOK.format(args=json.dumps(args), out=out))
-    recap = playbook(str(book), check=check).assert_ok()
+    recap, result = run_module(playbook, tmp_path, "capillary.pcgr.ec2_spot_price_info", args, check=check)
     assert recap.changed == 1, recap.tail()  # only the copy task changes
-    result: dict[str, Any] = json.loads(out.read_text())
     assert result["changed"] is False
     return result
 

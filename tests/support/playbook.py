@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,3 +124,47 @@ def run_playbook(
         cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )
     return Recap(rc=proc.returncode, hosts=parse_recap(proc.stdout), stdout=proc.stdout, stderr=proc.stderr)
+
+
+_MODULE_PLAYBOOK = """
+- name: Run one module
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Run the module
+      {module}: {args}
+      register: result
+      ignore_errors: {ignore_errors}
+    - name: Save the result for the test
+      ansible.builtin.copy:
+        content: "{{{{ result | to_nice_json }}}}"
+        dest: {out}
+        mode: "0600"
+      check_mode: false  # the test reads the result in check mode too
+      diff: false
+"""
+
+
+def run_module(
+    run: Callable[..., Recap],
+    tmp_path: Path,
+    module: str,
+    args: Mapping[str, Any],
+    *,
+    check: bool = False,
+    diff: bool = False,
+    ignore_errors: bool = False,
+) -> tuple[Recap, dict[str, Any]]:
+    """Run one module through ansible-playbook (with `run`, e.g. the `playbook` fixture) and return
+    the recap and what the module registered. With ignore_errors, a failed result is returned too."""
+    out = tmp_path / "result.json"
+    book = tmp_path / "module.yml"
+    book.write_text(
+        _MODULE_PLAYBOOK.format(
+            module=module, args=json.dumps(dict(args)), out=out, ignore_errors=str(ignore_errors).lower()
+        )
+    )
+    recap = run(str(book), check=check, args=["--diff"] if diff else []).assert_ok()
+    result: dict[str, Any] = json.loads(out.read_text())
+    return recap, result
