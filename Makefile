@@ -105,7 +105,7 @@ floor: deps $(FLOOR_VENV)/.capillary-$(FLOOR_KEY) ## the checks that exercise an
 	@for pb in $(wildcard playbooks/*.yml); do $(FLOOR_VENV)/bin/ansible-playbook --syntax-check "$$pb" >/dev/null || exit 1; done
 	PATH=$(CURDIR)/$(FLOOR_VENV)/bin:$$PATH $(FLOOR_VENV)/bin/pytest -q -p no:cacheprovider $(FLOOR_TESTS)
 
-FLOOR_TESTS ?= tests/integration/test_harness.py $(wildcard collections/ansible_collections/capillary/pcgr/tests/unit) $(wildcard tests/integration/test_spot_price_module.py tests/integration/test_lambda_event_invoke_config_module.py)
+FLOOR_TESTS ?= tests/integration/test_harness.py $(wildcard collections/ansible_collections/capillary/pcgr/tests/unit) $(wildcard tests/integration/test_spot_price_module.py tests/integration/test_lambda_event_invoke_config_module.py tests/integration/test_ec2_image_imds_support_module.py)
 
 .PHONY: test
 test: setup lint pytest molecule floor ## the README's test command: install what is missing, then every check

@@ -10,7 +10,7 @@ device to use; nothing found means "no separate volume" (containers, local runs)
 At bake time the volume id is not known in advance: Packer attaches the data volume at a device
 name (/dev/sdf), and `ebs_volume_mappings` reads the id mapped there from the build instance's
 description (the `capillary.pcgr.ebs_volume_mappings` filter, in
-playbooks/tasks/provision_data_volume_aws.yml).
+playbooks/tasks/provision_build_instance_aws.yml).
 """
 
 from __future__ import annotations

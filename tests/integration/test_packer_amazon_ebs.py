@@ -1,6 +1,13 @@
 """The amazon-ebs source builds against the local AWS endpoint, with a booted container running
-sshd standing in for the build instance: the AMI is registered, tagged and in the manifest; and
-the data volume Packer attaches at /dev/sdf is the one data_volume formats and mounts."""
+sshd standing in for the build instance (and an IMDSv2 server on its bridge gateway naming the
+instance Packer launched): bake.yml's aws path registers a tagged AMI, makes it and the build
+instance IMDSv2-only and records it in SSM; and the data volume Packer attaches at /dev/sdf is the
+one data_volume formats and mounts.
+
+Both build on spot, the template's default: Packer 1.6.6 asks CreateFleet for one instance of the
+cheapest of `spot_instance_types`, from a launch template holding the volumes (the local endpoint
+launches it with them, see tests/support/localaws.py). What spot capacity and prices AWS offers
+is AWS's to show."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +26,7 @@ from capillary.volumes import ebs_by_id_name
 from tests.support.imds import LocalIMDS
 from tests.support.localaws import LocalAWS
 from tests.support.loop_devices import loop_devices, loop_devices_usable
-from tests.support.playbook import REPO
+from tests.support.playbook import REPO, Recap, parse_recap, playbook_command
 from tests.support.podman_targets import podman
 from tests.support.ssh_target import SshTarget, ssh_target
 
@@ -47,12 +55,6 @@ def _packer_vars(aws: LocalAWS, target: SshTarget, out: Path, provision: dict[st
         "aws_skip_validation": True,
         "base_os": "ubuntu-24.04",
         "source_ami_name": SOURCE_AMI_NAME,
-        # Packer 1.6.6 launches spot builds through CreateFleet, whose local-endpoint answer
-        # it cannot read (it panics in cleanup); the spot settings are validated by
-        # scripts/packer-validate.sh and the build here runs on demand.
-        "spot_price": "",
-        "spot_instance_types": [],
-        "instance_type": "t3.large",
         "ssh_username": target.user,
         "ssh_host": target.host,
         "ssh_port": target.port,
@@ -78,49 +80,6 @@ def _packer_build(aws: LocalAWS, var_file: Path) -> tuple[list[str], dict[str, s
         str(REPO / "packer/worker.pkr.hcl"),
     ]
     return cmd, env
-
-
-def test_amazon_ebs_build_registers_a_tagged_ami(aws: LocalAWS, tmp_path: Path) -> None:
-    # GIVEN a Canonical base image and a key pair in the local account, and an SSH target
-    out = tmp_path / "out"
-    with ssh_target("img7-ebs", tmp_path) as target:
-        aws.client("ec2").import_key_pair(
-            KeyName="capillary-bake", PublicKeyMaterial=target.public_key.encode()
-        )
-        # The stand-in instance gets only the hygiene (the software roles have their own tests;
-        # without data_volume the data volume lookup is skipped too: no IMDS answers here).
-        variables = _packer_vars(aws, target, out, {"capillary_provision_roles": []})
-        var_file = tmp_path / "test.pkrvars.json"
-        var_file.write_text(json.dumps(variables))
-
-        # WHEN Packer builds the amazon-ebs source
-        cmd, env = _packer_build(aws, var_file)
-        proc = subprocess.run(
-            cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900, check=False
-        )
-        log = proc.stdout + proc.stderr
-        assert proc.returncode == 0, log[-6000:]
-        # and the hygiene ran on the target: its host keys and authorized_keys are gone
-        leftovers = target.target.sh("ls /etc/ssh/ssh_host_* /root/.ssh/authorized_keys 2>/dev/null || true")
-        assert leftovers.strip() == ""
-
-    # THEN the manifest holds the AMI id, and the AMI carries the release's tags
-    manifest = json.loads((out / "manifest.json").read_text())
-    build = manifest["builds"][-1]
-    region, ami = build["artifact_id"].split(":")
-    assert region == "eu-west-1" and ami.startswith("ami-")
-    assert build["custom_data"]["release"] == RELEASE
-    image = aws.client("ec2").describe_images(ImageIds=[ami])["Images"][0]
-    tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
-    assert tags["capillary:release"] == RELEASE
-    assert tags["capillary:bundle"] == "20260620"
-    assert tags["capillary:vep"] == "115"
-    assert tags["capillary:commit"] == "abc123def456"
-    assert tags["capillary:source-ami"] == SOURCE_AMI
-    assert tags["capillary:build-time"]
-    # and version-info.json came back from the build
-    info = json.loads((out / "version-info-worker.json").read_text())
-    assert info["release"] == RELEASE and info["capillary_commit"] == "abc123def456"
 
 
 def _wait_for_build_instance(
@@ -155,6 +114,133 @@ def _wait_for_build_instance(
     )
 
 
+def _build_on_stand_in(
+    aws: LocalAWS,
+    cmd: list[str],
+    env: dict[str, str],
+    target: SshTarget,
+    imds: LocalIMDS,
+    log: Path,
+    become_instance: Callable[[dict[str, Any]], None] = lambda _instance: None,
+) -> tuple[int, str, dict[str, Any]]:
+    """Run `cmd` (a Packer build, or a playbook running one) and, once Packer has launched its
+    instance, make the stand-in that instance: its IMDS names it, `become_instance` finishes the
+    stand-in (links to its volumes), and sshd starts, so provisioning can reach it.
+
+    Returns the exit status, the output and the instance as first described."""
+    with log.open("w") as log_file:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+        try:
+            instance = _wait_for_build_instance(aws, proc, log, {"/dev/xvda", "/dev/sdf"})
+            imds.set_metadata("instance-id", instance["InstanceId"])
+            become_instance(instance)
+            target.start_sshd()
+            rc = proc.wait(timeout=900)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return rc, log.read_text(), instance
+
+
+def _gateway(target: SshTarget) -> str:
+    """podman's bridge gateway as the stand-in sees it: where it reaches the test's IMDS (as an
+    instance reaches 169.254.169.254)."""
+    return podman("inspect", "--format", "{{.NetworkSettings.Gateway}}", target.target.name).strip()
+
+
+def test_bake_playbook_registers_a_tagged_imdsv2_ami_and_records_it(aws: LocalAWS, tmp_path: Path) -> None:
+    # GIVEN a Canonical base image and a key pair in the local account, and a stand-in build
+    # instance whose sshd stays down until Packer has launched the instance it stands in for
+    out = tmp_path / "out"
+    with (
+        ssh_target("img7-ebs", tmp_path, start_sshd=False) as target,
+        LocalIMDS(host=_gateway(target)) as imds,
+    ):
+        aws.client("ec2").import_key_pair(
+            KeyName="capillary-bake", PublicKeyMaterial=target.public_key.encode()
+        )
+        # The stand-in gets only the hygiene (the software roles have their own tests), and
+        # Packer the test's endpoint, base image and SSH target; bake.yml adds the rest.
+        packer_vars = {
+            k: v
+            for k, v in _packer_vars(aws, target, out, {}).items()
+            if k
+            not in (
+                "output_dir",
+                "capillary_commit",
+                "deployment",
+                "ansible_playbook",
+                "provision_extra_vars",
+            )
+        }
+        cmd, env = playbook_command(
+            "playbooks/bake.yml",
+            extra_vars={
+                "capillary_deployment": "ebs7",
+                "capillary_platform": "aws",
+                "capillary_release": RELEASE,
+                "capillary_bake_smoke": False,  # tested to its boundary in test_bake_smoke_aws.py
+                "capillary_bake_output_dir": str(tmp_path / "bake"),
+                "capillary_bake_provision_extra_vars": {
+                    "capillary_provision_roles": [],
+                    "capillary_build_imds_url": imds.url,
+                },
+                "capillary_bake_packer_vars": packer_vars,
+            },
+        )
+        env["PATH"] = f"{REPO / 'packer/bin'}:{env['PATH']}"
+        env["ANSIBLE_VERBOSITY"] = "1"
+
+        # WHEN bake.yml bakes the release on AWS (the local endpoint)
+        rc, output, instance = _build_on_stand_in(aws, cmd, env, target, imds, tmp_path / "bake.log")
+        recap = Recap(rc=rc, hosts=parse_recap(output), stdout=output, stderr="")
+        recap.assert_ok()
+        # and the hygiene ran on the stand-in: its host keys and authorized_keys are gone
+        leftovers = target.target.sh("ls /etc/ssh/ssh_host_* /root/.ssh/authorized_keys 2>/dev/null || true")
+        assert leftovers.strip() == ""
+
+    # THEN the manifest holds the AMI id
+    manifest = json.loads((tmp_path / "bake" / RELEASE / "manifest.json").read_text())
+    build = manifest["builds"][-1]
+    region, ami = build["artifact_id"].split(":")
+    assert region == "eu-west-1" and ami.startswith("ami-")
+    assert build["custom_data"]["release"] == RELEASE
+    # and the AMI carries the release's tags
+    ec2 = aws.client("ec2")
+    image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert tags["capillary:release"] == RELEASE
+    assert tags["capillary:bundle"] == "20260620"
+    assert tags["capillary:vep"] == "115"
+    assert tags["capillary:commit"].startswith(commit)
+    assert tags["capillary:source-ami"] == SOURCE_AMI
+    assert tags["capillary:build-time"]
+    # and every instance launched from it requires IMDSv2 (Packer 1.6.6 cannot say so; bake.yml did)
+    assert image["ImdsSupport"] == "v2.0"
+    assert ec2.describe_image_attribute(ImageId=ami, Attribute="imdsSupport")["ImdsSupport"] == {
+        "Value": "v2.0"
+    }
+    # and so did the build instance, from before any role ran, though it was launched without
+    # (on spot, with the data volume Packer asked for)
+    assert instance["InstanceLifecycle"] == "spot"
+    assert instance["MetadataOptions"]["HttpTokens"] == "optional"
+    after = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert after["MetadataOptions"]["HttpTokens"] == "required"
+    assert imds.requests[:2] == [("PUT", "/latest/api/token"), ("GET", "/latest/meta-data/instance-id")]
+    assert imds.rejected == 0 and not any(t in output for t in imds.tokens)
+    # and version-info.json came back from the build
+    info = json.loads((tmp_path / "bake" / RELEASE / "version-info-worker.json").read_text())
+    assert info["release"] == RELEASE and info["capillary_commit"] == tags["capillary:commit"]
+    # and the image is recorded for the release and, the catalogue's current one, as current
+    ssm = aws.client("ssm")
+    assert ssm.get_parameter(Name=f"/capillary/ebs7/images/{RELEASE}")["Parameter"]["Value"] == ami
+    assert ssm.get_parameter(Name="/capillary/ebs7/images/current")["Parameter"]["Value"] == ami
+
+
 @pytest.mark.skipif(bool(loop_devices_usable()), reason=f"cannot run here: {loop_devices_usable()}")
 def test_amazon_ebs_build_formats_and_mounts_the_volume_packer_attached_at_sdf(
     aws: LocalAWS, tmp_path: Path
@@ -175,50 +261,42 @@ def test_amazon_ebs_build_formats_and_mounts_the_volume_packer_attached_at_sdf(
         aws.client("ec2").import_key_pair(
             KeyName="capillary-bake", PublicKeyMaterial=target.public_key.encode()
         )
-        # and an IMDSv2 server the target reaches on its bridge gateway (as an instance reaches
-        # 169.254.169.254), with no credentials: the controller describes the instance
-        gateway = podman("inspect", "--format", "{{.NetworkSettings.Gateway}}", target.target.name).strip()
-        with LocalIMDS(host=gateway) as imds:
+        # and an IMDSv2 server the target reaches on its bridge gateway, with no credentials: the
+        # controller describes the instance
+        with LocalIMDS(host=_gateway(target)) as imds:
             provision = {"capillary_provision_roles": ["data_volume"], "capillary_build_imds_url": imds.url}
             var_file = tmp_path / "test.pkrvars.json"
             var_file.write_text(json.dumps(_packer_vars(aws, target, out, provision)))
+            volumes: dict[str, str] = {}
+            by_id = "/dev/disk/by-id"
 
-            # WHEN Packer builds the amazon-ebs source with data_volume
+            def become_instance(instance: dict[str, Any]) -> None:
+                # udev's links name the instance's volumes (udev itself does not run in a
+                # container): the by-id link of each EBS volume, and the by-label link udev adds
+                # once the data volume has its filesystem (mount resolves LABEL= through it)
+                volumes.update(
+                    {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]}
+                )
+                links = {
+                    f"{by_id}/{ebs_by_id_name(volumes['/dev/sdf'])}": data_dev,
+                    f"{by_id}/{ebs_by_id_name(volumes['/dev/xvda'])}": root_dev,
+                    "/dev/disk/by-label/capillary-data": data_dev,
+                }
+                target.target.sh(
+                    f"mkdir -p {by_id} /dev/disk/by-label && "
+                    + " && ".join(
+                        f"ln -s ../..{dev.removeprefix('/dev')} {link}" for link, dev in links.items()
+                    )
+                )
+
+            # WHEN Packer builds the amazon-ebs source with data_volume, the target becoming the
+            # instance it launched
             cmd, env = _packer_build(aws, var_file)
             # -v: the facts set on the way (the volume id, the device data_volume picked) are shown
             env["ANSIBLE_VERBOSITY"] = "1"
-            log = tmp_path / "packer.log"
-            with log.open("w") as log_file:
-                packer = subprocess.Popen(
-                    cmd, cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True
-                )
-                try:
-                    # and, once it has launched the instance, the target becomes that instance: its
-                    # IMDS names it, and udev's links name its volumes (udev itself does not run in a
-                    # container): the by-id link of each EBS volume, and the by-label link udev adds
-                    # once the data volume has its filesystem (mount resolves LABEL= through it)
-                    instance = _wait_for_build_instance(aws, packer, log, {"/dev/xvda", "/dev/sdf"})
-                    volumes = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"]}
-                    imds.set_metadata("instance-id", instance["InstanceId"])
-                    by_id = "/dev/disk/by-id"
-                    links = {
-                        f"{by_id}/{ebs_by_id_name(volumes['/dev/sdf'])}": data_dev,
-                        f"{by_id}/{ebs_by_id_name(volumes['/dev/xvda'])}": root_dev,
-                        "/dev/disk/by-label/capillary-data": data_dev,
-                    }
-                    target.target.sh(
-                        f"mkdir -p {by_id} /dev/disk/by-label && "
-                        + " && ".join(
-                            f"ln -s ../..{dev.removeprefix('/dev')} {link}" for link, dev in links.items()
-                        )
-                    )
-                    target.start_sshd()
-                    rc = packer.wait(timeout=900)
-                finally:
-                    if packer.poll() is None:
-                        packer.kill()
-                        packer.wait()
-            output = log.read_text()
+            rc, output, _ = _build_on_stand_in(
+                aws, cmd, env, target, imds, tmp_path / "packer.log", become_instance
+            )
             assert rc == 0, output[-6000:]
 
         # THEN the volume attached at /dev/sdf carries the data filesystem, mounted at the mountpoint

@@ -9,6 +9,14 @@ moto stores a Lambda function's asynchronous invocation configuration but append
 PutFunctionEventInvokeConfig and answers GetFunctionEventInvokeConfig with the first one ever
 written, where AWS overwrites it; the endpoint here overwrites, as AWS does.
 
+moto accepts ModifyImageAttribute's ImdsSupport and drops it; the endpoint here keeps it, as AWS
+does: DescribeImages shows it, DescribeImageAttribute(imdsSupport) answers it, and, as in AWS,
+"v2.0" is the only value and cannot be taken back.
+
+moto's CreateFleet launches its spot instances without the launch template's block device
+mappings (each gets one default root volume); the endpoint here launches them with the
+template's volumes, as AWS does, so a spot build's data volume is where it was asked for.
+
 Used by the pytest fixtures (tests/conftest.py), the benchmarks and `make demo`:
 
     python -m tests.support.localaws --port 0 --seed-spot tests/data/spot/eu-west-1.json
@@ -32,6 +40,11 @@ from typing import Any
 
 from moto.awslambda.models import EventInvokeConfig, LambdaBackend
 from moto.core.responses import ActionResult
+from moto.ec2.exceptions import InvalidParameterValueError
+from moto.ec2.models.amis import AmiBackend
+from moto.ec2.models.instances import Instance
+from moto.ec2.models.spot_requests import SpotInstanceRequest
+from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.responses.spot_instances import SpotInstances
 from moto.server import ThreadedMotoServer
 
@@ -170,6 +183,66 @@ def _put_function_event_invoke_config(
 
 
 LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config  # type: ignore[method-assign]
+
+
+_original_modify_image_attribute = AmisResponse.modify_image_attribute
+_original_describe_image_attribute = AmiBackend.describe_image_attribute
+
+
+def _modify_image_attribute(self: AmisResponse) -> Any:
+    """ModifyImageAttribute with ImdsSupport stored on the image (moto ignores it)."""
+    value = (self._get_param("ImdsSupport") or {}).get("Value")
+    if value is not None:
+        if value != "v2.0":
+            raise InvalidParameterValueError(value)  # AWS: "v2.0" is the only value
+        image = self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0]
+        self.error_on_dryrun()
+        image.imds_support = value
+    return _original_modify_image_attribute(self)
+
+
+def _describe_image_attribute(self: AmiBackend, ami_id: str, attribute_name: str) -> Any:
+    if attribute_name == "imds":  # moto's name for imdsSupport, which it never stores
+        return getattr(self.describe_images(ami_ids=[ami_id])[0], "imds_support", None)
+    return _original_describe_image_attribute(self, ami_id, attribute_name)
+
+
+AmisResponse.modify_image_attribute = _modify_image_attribute  # type: ignore[method-assign]
+AmiBackend.describe_image_attribute = _describe_image_attribute  # type: ignore[method-assign]
+
+
+_original_launch_spot_instance = SpotInstanceRequest.launch_instance
+
+
+def _launch_spot_instance(self: SpotInstanceRequest) -> Instance:
+    """A fleet's spot instance, launched with its launch template (and so its volumes)."""
+    template = getattr(getattr(self, "launch_spec", None), "launch_template_spec", None)
+    if not template:
+        return _original_launch_spot_instance(self)
+    spec = self.launch_specification
+    mappings = self.ec2_backend._get_template_from_args(template).data.get("BlockDeviceMappings")
+    reservation = self.ec2_backend.run_instances(
+        image_id=spec.image_id,
+        count=1,
+        user_data=self.user_data,
+        instance_type=spec.instance_type,
+        is_instance_type_default=not spec.instance_type,
+        subnet_id=spec.subnet_id,
+        key_name=spec.key_name,
+        security_group_names=[],
+        security_group_ids=spec.groups,
+        spot_fleet_id=self.spot_fleet_id,
+        tags=self.all_tags,
+        lifecycle="spot",
+        launch_template=template,
+        # given, not read from the template, so moto adds no default root volume beside them
+        **({"block_device_mappings": mappings} if mappings else {}),
+    )
+    instance: Instance = reservation.instances[0]
+    return instance
+
+
+SpotInstanceRequest.launch_instance = _launch_spot_instance  # type: ignore[method-assign]
 
 
 class LocalAWS:

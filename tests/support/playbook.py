@@ -82,7 +82,7 @@ def parse_recap(stdout: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
-def run_playbook(
+def playbook_command(
     playbook: str | Path,
     *,
     env: Mapping[str, str] | None = None,
@@ -92,9 +92,9 @@ def run_playbook(
     limit: str | None = None,
     tags: Sequence[str] = (),
     args: Sequence[str] = (),
-    timeout: float = 900,
-) -> Recap:
-    """Run `ansible-playbook` from the repository root and return its recap.
+) -> tuple[list[str], dict[str, str]]:
+    """The `ansible-playbook` command line and environment run_playbook runs (to run from the
+    repository root), for a test that must act while the playbook runs.
 
     `env` is laid over the current environment (the local endpoint's variables, typically).
     Extra vars travel as JSON so types survive.
@@ -120,6 +120,32 @@ def run_playbook(
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         **(env or {}),
     }
+    return cmd, full_env
+
+
+def run_playbook(
+    playbook: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    extra_vars: Mapping[str, Any] | None = None,
+    inventory: str | Path | None = None,
+    check: bool = False,
+    limit: str | None = None,
+    tags: Sequence[str] = (),
+    args: Sequence[str] = (),
+    timeout: float = 900,
+) -> Recap:
+    """Run `ansible-playbook` from the repository root and return its recap (see playbook_command)."""
+    cmd, full_env = playbook_command(
+        playbook,
+        env=env,
+        extra_vars=extra_vars,
+        inventory=inventory,
+        check=check,
+        limit=limit,
+        tags=tags,
+        args=args,
+    )
     proc = subprocess.run(
         cmd, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
     )

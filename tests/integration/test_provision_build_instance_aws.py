@@ -1,6 +1,7 @@
-"""provision.yml's data volume lookup on its own: the build host's IMDSv2 names the instance, the
-controller describes it on the local AWS endpoint, and the volume at /dev/sdf is what data_volume
-gets; a missing mapping fails naming the instance, the device and what is mapped instead.
+"""provision.yml's amazon-ebs build instance steps on their own: the build host's IMDSv2 names the
+instance, the controller describes it on the local AWS endpoint and makes it IMDSv2-only, and the
+volume at /dev/sdf is what data_volume gets; a missing mapping fails naming the instance, the
+device and what is mapped instead, and an instance the controller cannot see fails before that.
 
 The controller stands in for the build host here (the IMDS reads run on it); the Packer test
 (test_packer_amazon_ebs.py) runs the same tasks on a separate SSH target through provision.yml.
@@ -20,7 +21,7 @@ from tests.support.playbook import Recap, run_playbook
 
 pytestmark = pytest.mark.integration
 
-PLAYBOOK = "tests/integration/playbooks/provision_data_volume_aws.yml"
+PLAYBOOK = "tests/integration/playbooks/provision_build_instance_aws.yml"
 # One of the local endpoint's built-in images.
 IMAGE = "ami-785db401"
 # The root mapping packer/worker.pkr.hcl launches with (the data volume goes at /dev/sdf).
@@ -44,7 +45,7 @@ def _launch(aws: LocalAWS, mappings: list[dict[str, Any]]) -> dict[str, Any]:
     return instance
 
 
-def _lookup(aws: LocalAWS, imds: LocalIMDS) -> Recap:
+def _lookup(aws: LocalAWS, imds: LocalIMDS, find_data_volume: bool = True) -> Recap:
     return run_playbook(
         PLAYBOOK,
         extra_vars={
@@ -52,9 +53,16 @@ def _lookup(aws: LocalAWS, imds: LocalIMDS) -> Recap:
             "capillary_build_imds_url": imds.url,
             "capillary_build_aws_region": aws.region,
             "capillary_build_aws_endpoint": aws.endpoint_url,
+            "capillary_build_find_data_volume": find_data_volume,
         },
         timeout=300,
     )
+
+
+def _metadata_options(aws: LocalAWS, instance_id: str) -> dict[str, Any]:
+    reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    options: dict[str, Any] = reservations[0]["Instances"][0]["MetadataOptions"]
+    return options
 
 
 def _volume_at(instance: dict[str, Any], device: str) -> str:
@@ -81,11 +89,26 @@ def test_the_volume_attached_at_sdf_is_handed_to_data_volume(aws: LocalAWS, imds
     assert imds.tokens and not any(t in recap.stdout + recap.stderr for t in imds.tokens)
     # and the build instance, launched IMDSv1-capable (Packer 1.6.6), now requires IMDSv2
     assert instance["MetadataOptions"]["HttpTokens"] == "optional"
+    options = _metadata_options(aws, instance["InstanceId"])
+    assert options["HttpTokens"] == "required"
+    assert options["HttpPutResponseHopLimit"] == 1
     ec2 = aws.client("ec2")
     after = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
-    assert after["MetadataOptions"]["HttpTokens"] == "required"
-    assert after["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     assert after["State"]["Name"] == "running"
+
+
+def test_without_data_volume_the_build_instance_still_requires_imdsv2(aws: LocalAWS, imds: LocalIMDS) -> None:
+    # GIVEN a build instance with only its root volume (a bake without data_volume)
+    instance = _launch(aws, [ROOT])
+    imds.set_metadata("instance-id", instance["InstanceId"])
+    assert instance["MetadataOptions"]["HttpTokens"] == "optional"
+
+    # WHEN the steps run with no data volume to find
+    recap = _lookup(aws, imds, find_data_volume=False).assert_ok()
+
+    # THEN the instance requires IMDSv2, and nothing is handed to data_volume
+    assert _metadata_options(aws, instance["InstanceId"])["HttpTokens"] == "required"
+    assert "data_volume_ebs_volume_id=(none)" in recap.stdout
 
 
 def test_no_volume_at_sdf_fails_naming_instance_device_and_mappings(aws: LocalAWS, imds: LocalIMDS) -> None:
@@ -114,11 +137,10 @@ def test_an_instance_the_endpoint_does_not_know_fails_clearly(aws: LocalAWS, imd
     # WHEN the lookup runs
     recap = _lookup(aws, imds)
 
-    # THEN it fails saying nothing was found there
+    # THEN it fails saying the instance is not where the controller looked
     assert recap.rc != 0 and recap.failed == 1, recap.tail()
     message = " ".join(recap.stdout.split())
     assert (
-        "build instance i-0123456789abcdef0 has no EBS volume at /dev/sdf: its EBS mappings are none"
-        in message
-    )
-    assert "(0 instance(s) described in eu-west-1)" in message
+        "The build instance i-0123456789abcdef0 (named by the IMDS of localhost) is not in eu-west-1 "
+        f"(0 instance(s) described at {aws.endpoint_url})" in message
+    ), recap.tail()
