@@ -1,7 +1,8 @@
 """The whole flow on one machine: `make demo` (python -m tests.support.localrun).
 
 A local AWS endpoint (moto, with a recorded spot price series), `playbooks/intake.yml` on it, the
-local bake of the worker image (`playbooks/bake.yml`, cached per release and commit), the example
+local bake of the worker image (`playbooks/bake.yml`, cached per release and commit; the
+reference data comes from a local artifact server, as in the bake tests), the example
 samples submitted with `capillary submit`, workers from `playbooks/up.yml` on the local platform
 (podman containers booted from the baked image), a line per sample as it moves, the outputs
 downloaded to ./out/, the notifications a local webhook received, the bad sample's report and
@@ -24,6 +25,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -37,6 +39,7 @@ from capillary.intake import Clients, IntakeConfig
 from capillary.intake_local import poll_once
 from capillary.naming import deployment_names
 from capillary.samples import SampleKey
+from tests.support.bake import local_bake
 from tests.support.localaws import LocalAWS, load_spot_series
 from tests.support.playbook import REPO, Recap, run_playbook
 from tests.support.podman_targets import podman
@@ -248,7 +251,13 @@ class LocalRun:
                 runner = IntakeRunner(events_url, config).start()
                 stack.callback(runner.stop)
 
-            with self.phase(f"bake.yml: the worker image for PCGR {self.release} (cached per commit)"):
+            # The same provisioning as the bake tests (tests/support/bake.py): the reference data
+            # from a local artifact server, so the two share one cached image per commit.
+            with (
+                self.phase(f"bake.yml: the worker image for PCGR {self.release} (cached per commit)"),
+                tempfile.TemporaryDirectory(prefix="capillary-bake-") as bake_dir,
+                local_bake(Path(bake_dir), self.release) as inputs,
+            ):
                 self.playbook(
                     "playbooks/bake.yml",
                     {
@@ -256,9 +265,8 @@ class LocalRun:
                         "capillary_platform": "local",
                         "capillary_release": self.release,
                         "capillary_bake_reuse": self.o.reuse_image,
-                        "capillary_bake_provision_extra_vars": {
-                            "capillary_provision_roles": ["pcgr_consumer"]
-                        },
+                        "capillary_bake_provision_extra_vars": inputs.provision_extra_vars,
+                        "capillary_bake_packer_vars": inputs.packer_vars,
                         "capillary_bake_smoke_env": self.aws.env,
                     },
                 )
