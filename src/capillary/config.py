@@ -6,7 +6,8 @@ here: boto3 reads the standard `AWS_ENDPOINT_URL*` variables itself.
 
 Environment overrides use the field name in upper case: `CAPILLARY_QUEUE_URL`,
 `CAPILLARY_ENGINE_TIMEOUT_S`; fields of the `[pcgr]` and `[summary]` tables take their table as
-a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_DELAY_S`.
+a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_DELAY_S`. A list takes its items
+comma-separated: `CAPILLARY_PCGR_ASSEMBLIES=grch37,grch38`.
 
 A worker image is the same for every deployment, so a worker learns its deployment at launch:
 `CAPILLARY_SSM_CONFIG=/capillary/<d>/config` (written by the launch into
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capillary.pcgr_options import ASSEMBLIES
+
 DEFAULT_CONFIG = Path("/etc/capillary/consumer.toml")
 ENV_PREFIX = "CAPILLARY_"
 # SQS keeps a received message invisible for at most 12 hours after it was received.
@@ -42,8 +45,15 @@ class PcgrConfig:
 
     release: str = "2.3.0"
     bundle_version: str = ""
-    # pcgr_refdata's layout: the active bundle for the worker's assembly, the active VEP cache.
-    refdata_dir: Path = Path("/srv/capillary/refdata/current/grch38")
+    # pcgr_refdata's layout: the active bundles as `<refdata_root>/<assembly>`, one per installed
+    # assembly; a sample runs on the one its TOML's genome_assembly names.
+    refdata_root: Path = Path("/srv/capillary/refdata/current")
+    assemblies: tuple[str, ...] = ("grch38",)
+    # The older per-assembly form (`…/current/grch38`): when set, it replaces the two above and
+    # the worker serves that one assembly, named by the directory. Not to be combined with them.
+    refdata_dir: Path | None = None
+    # One VEP cache directory holds every assembly's cache (`homo_sapiens/<v>_GRCh38`, `…_GRCh37`);
+    # PCGR picks by --genome_assembly.
     vep_dir: Path = Path("/srv/capillary/vep/current")
     # conda: the release's `pcgr` env (`conda_prefix`) with `pcgrr` as its sibling env.
     # container: the release's image run through `container_runtime`.
@@ -52,6 +62,16 @@ class PcgrConfig:
     container_image: str = ""
     container_runtime: str = "podman"
     threads: int = 2
+
+    @property
+    def installed_assemblies(self) -> tuple[str, ...]:
+        """The assemblies this worker has reference data for."""
+        return (self.refdata_dir.name,) if self.refdata_dir is not None else self.assemblies
+
+    def assembly_refdata_dir(self, assembly: str) -> Path:
+        """PCGR's `--refdata_dir` (1.4: `--pcgr_dir`) for `assembly`, installed or not."""
+        root = self.refdata_dir.parent if self.refdata_dir is not None else self.refdata_root
+        return root / assembly
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,12 @@ def _coerce(name: str, annotation: Any, value: Any, from_env: bool = False) -> A
         if not isinstance(value, str):
             raise ConfigError(f"{name}: expected a string, got {value!r}")
         return value
+    if typing.get_origin(target) is tuple:  # tuple[str, ...]: a TOML array, or "a,b" from the environment
+        if from_env and isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{name}: expected a list of strings, got {value!r}")
+        return tuple(value)
     raise ConfigError(f"{name}: unsupported type {annotation!r}")  # pragma: no cover
 
 
@@ -158,7 +184,7 @@ def _build(cls: type[Any], prefix: str, table: Mapping[str, Any], env: Mapping[s
             values[f.name] = _build(_NESTED[f.name], f"{name}.", sub, env)
             continue
         annotation = hints[f.name]
-        if isinstance(annotation, types.UnionType):  # pragma: no cover - no optional fields today
+        if isinstance(annotation, types.UnionType):  # `X | None`: set means an X
             annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
         if env_name in env:
             values[f.name] = _coerce(f"{name} (from {env_name})", annotation, env[env_name], from_env=True)
@@ -225,12 +251,52 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
         raise ConfigError(f"pcgr.method: {cfg.pcgr.method!r} is not one of conda, container")
     if cfg.engine == "pcgr" and cfg.pcgr.method == "container" and not cfg.pcgr.container_image:
         raise ConfigError("pcgr.container_image: required when pcgr.method is container")
+    _check_refdata(cfg.pcgr)
     if cfg.summary.delay_s < 0:
         raise ConfigError(f"summary.delay_s: must be 0 or more, got {cfg.summary.delay_s}")
     _positive("pcgr.threads", cfg.pcgr.threads)
     _positive("log_tail_lines", cfg.log_tail_lines)
     _positive("max_tarball_bytes", cfg.max_tarball_bytes)
     return cfg
+
+
+def _check_refdata(pcgr: PcgrConfig) -> None:
+    """The reference data layout names assemblies PCGR knows, each once."""
+    known = ", ".join(sorted(ASSEMBLIES))
+    if pcgr.refdata_dir is not None:
+        if pcgr.refdata_dir.name not in ASSEMBLIES:
+            raise ConfigError(
+                f"pcgr.refdata_dir: a per-assembly directory must end in /<assembly> ({known}) so the "
+                f"worker knows which assembly it serves, got {str(pcgr.refdata_dir)!r}; or set "
+                "pcgr.refdata_root (the directory holding the <assembly> directories) and pcgr.assemblies"
+            )
+        return
+    if not pcgr.refdata_root.is_absolute():
+        raise ConfigError(f"pcgr.refdata_root: must be an absolute path, got {str(pcgr.refdata_root)!r}")
+    if not pcgr.assemblies:
+        raise ConfigError(f"pcgr.assemblies: name at least one installed assembly ({known})")
+    unknown = [a for a in pcgr.assemblies if a not in ASSEMBLIES]
+    if unknown:
+        raise ConfigError(f"pcgr.assemblies: {unknown[0]!r} is not one of {known}")
+    if len(set(pcgr.assemblies)) != len(pcgr.assemblies):
+        raise ConfigError(f"pcgr.assemblies: each assembly once, got {list(pcgr.assemblies)}")
+
+
+def _refdata_forms_not_mixed(table: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """The per-assembly `refdata_dir` and `refdata_root`/`assemblies` describe the same thing: given
+    together (a new file and an old CAPILLARY_PCGR_REFDATA_DIR, say), one would silently lose."""
+    pcgr = table.get("pcgr", {})
+
+    def given(name: str) -> bool:
+        return name in pcgr or f"{ENV_PREFIX}PCGR_{name.upper()}" in env
+
+    if given("refdata_dir"):
+        other = [name for name in ("refdata_root", "assemblies") if given(name)]
+        if other:
+            raise ConfigError(
+                f"pcgr.refdata_dir: the per-assembly form cannot be combined with pcgr.{other[0]}; "
+                "keep pcgr.refdata_root and pcgr.assemblies"
+            )
 
 
 class ConfigUnavailableError(RuntimeError):
@@ -303,4 +369,5 @@ def load_config(
     elif path != DEFAULT_CONFIG or ENV_PREFIX + "QUEUE_URL" not in env:
         raise ConfigError(f"{path}: configuration file not found")
     cfg: ConsumerConfig = _build(ConsumerConfig, "", table, env)
+    _refdata_forms_not_mixed(table, env)
     return validate(cfg)

@@ -119,8 +119,9 @@ def test_baked_image_holds_the_releases_reference_data(baked_image: str, bake_in
     assert fact["release"] == RELEASE and fact["bundle_version"] == bundle and str(fact["vep_version"]) == vep
     # and data_volume ran directory-only: no device in a container, so nothing to mount at boot
     assert DATA_ROOT not in fstab
-    # and the consumer's PCGR engine reads exactly that bundle and cache
-    assert consumer["refdata_dir"] == f"{DATA_ROOT}/refdata/current/{ASM}"
+    # and the consumer's PCGR engine reads exactly that bundle (per assembly, under the root) and cache
+    assert consumer["refdata_root"] == f"{DATA_ROOT}/refdata/current" and consumer["assemblies"] == [ASM]
+    assert "refdata_dir" not in consumer
     assert consumer["vep_dir"] == f"{DATA_ROOT}/vep/current"
     assert consumer["bundle_version"] == bundle
 

@@ -4,7 +4,8 @@ Each test starts `capillary consume` (the venv's console script) with a TOML con
 SQS on moto, real tarballs (tests.support.samples) and the real `summary` engine; `summary.delay_s`
 stretches a run where a fault must land during the engine. Times are scaled down (a 6 s visibility
 timeout instead of 30 s) so the file runs in a couple of minutes on two cores;
-CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full 90 s / 30 s.
+CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full 90 s / 30 s. The `pcgr` engine
+tests run a stand-in for the PCGR executable alone (which cannot run here) that records its argv.
 """
 
 from __future__ import annotations
@@ -377,6 +378,102 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
     assert world.workspaces() == []
     # AND nothing was deleted: the messages return (and reach the DLQ after three tries)
     assert world.queue_counts()[1] == 3
+
+
+# -- the pcgr engine and the assemblies a worker holds --------------------------------------------
+
+# Stands in ONLY for the external PCGR executable (which cannot run here): appends how it was called
+# to $FAKE_PCGR_CALLS and writes a report where it was told to.
+FAKE_PCGR = """#!/bin/sh
+out=""
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--output_dir" ]; then out="$a"; fi
+  prev="$a"
+done
+printf '%s\\n' "$*" >> "$FAKE_PCGR_CALLS"
+echo "<html>fake report</html>" > "$out/report.html"
+"""
+
+
+def pcgr_worker(world: World, name: str, assemblies: list[str]) -> tuple[dict[str, Any], Path]:
+    """Config overrides for a pcgr worker with a stand-in PCGR and bundles for `assemblies` under
+    pcgr_refdata's layout, and the file the stand-in records its calls in."""
+    base = world.tmp / name
+    prefix = base / "conda" / "envs" / "pcgr"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix.parent / "pcgrr").mkdir()
+    (prefix / "bin" / "pcgr").write_text(FAKE_PCGR)
+    (prefix / "bin" / "pcgr").chmod(0o755)
+    root = base / "refdata" / "current"
+    for assembly in assemblies:
+        (root / assembly / "data" / assembly).mkdir(parents=True)
+    (base / "vep" / "current").mkdir(parents=True)
+    overrides = {
+        "engine": "pcgr",
+        "pcgr__conda_prefix": str(prefix),
+        "pcgr__refdata_root": str(root),
+        "pcgr__assemblies": assemblies,
+        "pcgr__vep_dir": str(base / "vep" / "current"),
+    }
+    return overrides, base / "pcgr-calls.txt"
+
+
+def calls(path: Path) -> list[list[str]]:
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def flag_value(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def test_pcgr_runs_each_sample_on_the_reference_data_of_its_own_assembly(world: World) -> None:
+    # GIVEN a worker holding bundles for both assemblies, and a GRCh37 and a GRCh38 sample queued
+    overrides, calls_file = pcgr_worker(world, "both", ["grch38", "grch37"])
+    keys = {a: world.upload_sample(batch=a, assembly=a) for a in ("grch37", "grch38")}
+    for key in keys.values():
+        world.send(key)
+    # WHEN the daemon works through them
+    world.start("both", env={"FAKE_PCGR_CALLS": str(calls_file)}, **overrides)
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "both messages processed and deleted")
+    # THEN PCGR ran once per sample, on the bundle of the sample's own assembly
+    root = Path(overrides["pcgr__refdata_root"])
+    runs = {flag_value(argv, "--genome_assembly"): argv for argv in calls(calls_file)}
+    assert sorted(runs) == ["grch37", "grch38"]
+    for assembly, argv in runs.items():
+        assert flag_value(argv, "--refdata_dir") == str(root / assembly)
+        assert flag_value(argv, "--vep_dir") == overrides["pcgr__vep_dir"]
+    # AND each sample has its output
+    for assembly, key in keys.items():
+        name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+        assert f"{name}/report.html" in world.output_members(key), assembly
+
+
+def test_a_sample_of_an_assembly_the_worker_lacks_is_rejected_before_pcgr_runs(world: World) -> None:
+    # GIVEN a worker holding GRCh38 reference data only, and a GRCh37 sample
+    overrides, calls_file = pcgr_worker(world, "only38", ["grch38"])
+    key = world.upload_sample(batch="old-build", assembly="grch37")
+    name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+    world.send(key)
+    # WHEN the daemon receives it until the queue gives up on it
+    daemon = world.start("only38", env={"FAKE_PCGR_CALLS": str(calls_file)}, retry_backoff_s=0, **overrides)
+    wait_for(lambda: world.queue_counts(world.dlq_url)[0] == 1, 60, "the message in the DLQ")
+    # THEN each attempt was rejected with a report naming the sample, its assembly and what is installed
+    report = world.report(key)
+    assert report["phase"] == "options"
+    assert report["retryable"] is False
+    assert f"sample {name}: genome_assembly 'grch37' is not installed" in report["reason"]
+    assert "reference data installed: grch38" in report["reason"]
+    # AND the last report says the message went to the dead-letter queue: nothing was deleted
+    assert report["attempt"] == 3 and report["final_attempt"] is True
+    assert "dead-letter" in report["next"]
+    assert world.keys() == [f"outputs/{name}-error.json"]
+    # AND PCGR never started, the daemon is still up, no workspace is left, no VCF line was logged
+    assert calls(calls_file) == []
+    assert "engine pcgr starting" not in daemon.messages()
+    assert daemon.proc.poll() is None
+    assert world.workspaces("only38") == []
+    assert "##contig" not in daemon.log_path.read_text()
 
 
 # -- duplicates and races ------------------------------------------------------------------------

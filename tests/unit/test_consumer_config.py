@@ -31,21 +31,64 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.imds_url == "http://169.254.169.254"
     assert cfg.pcgr.release == "2.3.0"
     assert cfg.pcgr.method == "conda"
+    assert cfg.pcgr.refdata_root == Path("/srv/capillary/refdata/current")
+    assert cfg.pcgr.installed_assemblies == ("grch38",)
+    assert cfg.pcgr.assembly_refdata_dir("grch38") == Path("/srv/capillary/refdata/current/grch38")
 
 
 def test_file_values_and_tables_are_typed(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         f'queue_url = "{QUEUE}"\nengine = "pcgr"\nidle_minutes = 0.5\nworkdir = "/data/w"\n'
-        '[pcgr]\nrelease = "1.4.1"\nrefdata_dir = "/ref"\n[summary]\ndelay_s = 2\n',
+        '[pcgr]\nrelease = "1.4.1"\nrefdata_root = "/ref"\nassemblies = ["grch37", "grch38"]\n'
+        "[summary]\ndelay_s = 2\n",
     )
     cfg = load_config(path, env={})
     assert cfg.engine == "pcgr"
     assert cfg.idle_minutes == 0.5
     assert cfg.workdir == Path("/data/w")
     assert cfg.pcgr.release == "1.4.1"
-    assert cfg.pcgr.refdata_dir == Path("/ref")
+    assert cfg.pcgr.refdata_root == Path("/ref")
+    assert cfg.pcgr.assemblies == ("grch37", "grch38")
     assert cfg.summary.delay_s == 2.0
+
+
+def test_each_installed_assembly_has_its_directory_under_the_refdata_root(tmp_path: Path) -> None:
+    # GIVEN the layout pcgr_refdata installs for two assemblies, as the role writes it
+    path = write(
+        tmp_path,
+        f'queue_url = "{QUEUE}"\n[pcgr]\nrefdata_root = "/srv/capillary/refdata/current"\n'
+        'assemblies = ["grch38", "grch37"]\n',
+    )
+    # WHEN it is loaded
+    pcgr = load_config(path, env={}).pcgr
+    # THEN both assemblies are served, each from its own directory
+    assert pcgr.installed_assemblies == ("grch38", "grch37")
+    assert pcgr.assembly_refdata_dir("grch37") == Path("/srv/capillary/refdata/current/grch37")
+    assert pcgr.assembly_refdata_dir("grch38") == Path("/srv/capillary/refdata/current/grch38")
+
+
+def test_assemblies_from_the_environment_are_comma_separated(tmp_path: Path) -> None:
+    path = write(tmp_path, f'queue_url = "{QUEUE}"\n')
+    cfg = load_config(path, env={"CAPILLARY_PCGR_ASSEMBLIES": "grch37, grch38"})
+    assert cfg.pcgr.installed_assemblies == ("grch37", "grch38")
+
+
+@pytest.mark.parametrize("assembly", ["grch37", "grch38"])
+def test_a_per_assembly_refdata_dir_from_an_older_file_serves_that_assembly_only(
+    tmp_path: Path, assembly: str
+) -> None:
+    # GIVEN a consumer.toml written before refdata_root existed: one assembly's directory
+    path = write(
+        tmp_path,
+        f'queue_url = "{QUEUE}"\nengine = "pcgr"\n[pcgr]\n'
+        f'refdata_dir = "/srv/capillary/refdata/current/{assembly}"\n',
+    )
+    # WHEN it is loaded
+    pcgr = load_config(path, env={}).pcgr
+    # THEN the worker serves exactly that assembly, from exactly that directory
+    assert pcgr.installed_assemblies == (assembly,)
+    assert pcgr.assembly_refdata_dir(assembly) == Path(f"/srv/capillary/refdata/current/{assembly}")
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -113,6 +156,29 @@ def test_default_path_may_be_absent_when_the_environment_has_the_queue(tmp_path:
         (f'queue_url = "{QUEUE}"\nimds_enabled = "yes"\n', {}, "imds_enabled", "boolean"),
         (f'queue_url = "{QUEUE}"\nimds_url = "169.254.169.254"\n', {}, "imds_url", "http"),
         (f'queue_url = "{QUEUE}"\npcgr = 3\n', {}, "pcgr", "table"),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nrefdata_dir = "/ref"\n', {}, "pcgr.refdata_dir", "must end in"),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nassemblies = ["hg19"]\n', {}, "pcgr.assemblies", "not one of"),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nassemblies = []\n', {}, "pcgr.assemblies", "at least one"),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nassemblies = "grch38"\n', {}, "pcgr.assemblies", "list"),
+        (
+            f'queue_url = "{QUEUE}"\n[pcgr]\nassemblies = ["grch38", "grch38"]\n',
+            {},
+            "pcgr.assemblies",
+            "each assembly once",
+        ),
+        (f'queue_url = "{QUEUE}"\n[pcgr]\nrefdata_root = "ref"\n', {}, "pcgr.refdata_root", "absolute"),
+        (
+            f'queue_url = "{QUEUE}"\n[pcgr]\nrefdata_dir = "/r/grch38"\nrefdata_root = "/r"\n',
+            {},
+            "pcgr.refdata_dir",
+            "cannot be combined with pcgr.refdata_root",
+        ),
+        (
+            f'queue_url = "{QUEUE}"\n[pcgr]\nassemblies = ["grch37", "grch38"]\n',
+            {"CAPILLARY_PCGR_REFDATA_DIR": "/r/grch38"},
+            "pcgr.refdata_dir",
+            "cannot be combined with pcgr.assemblies",
+        ),
     ],
 )
 def test_bad_configuration_names_the_field_and_the_reason(

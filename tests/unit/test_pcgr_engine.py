@@ -7,6 +7,7 @@ stands in ONLY for the external binary — the code under test is ours.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import stat
@@ -17,7 +18,7 @@ import pytest
 
 from capillary.config import ConsumerConfig, PcgrConfig
 from capillary.engines import EngineInputError, EngineSetupError, get_engine, run_process
-from capillary.engines.pcgr import build_args, default_sample_id, option_args
+from capillary.engines.pcgr import build_args, default_sample_id, option_args, select_refdata
 from capillary.tarball import ExtractedSample, safe_extract
 from tests.support.samples import make_sample_tarball
 
@@ -150,14 +151,32 @@ def extracted(tmp_path: Path, **kwargs: object) -> ExtractedSample:
     return safe_extract(tarball, tmp_path / "input")
 
 
-def config(prefix: Path, release: str = "2.3.0", method: str = "conda") -> ConsumerConfig:
+def refdata_layout(tmp_path: Path, *assemblies: str) -> Path:
+    """pcgr_refdata's layout for `assemblies`: `<root>/<assembly>/data/<assembly>/`; returns the root."""
+    root = tmp_path / "refdata" / "current"
+    for assembly in assemblies:
+        (root / assembly / "data" / assembly).mkdir(parents=True)
+    return root
+
+
+def config(
+    prefix: Path,
+    release: str = "2.3.0",
+    method: str = "conda",
+    assemblies: tuple[str, ...] = ("grch38",),
+    root: Path | None = None,
+) -> ConsumerConfig:
+    """A pcgr configuration with the reference data of `assemblies` installed beside `prefix`."""
+    if root is None:
+        root = refdata_layout(prefix.parent / f"data-{prefix.name}", *assemblies)
     return ConsumerConfig(
         queue_url=QUEUE,
         engine="pcgr",
         pcgr=PcgrConfig(
             release=release,
             conda_prefix=prefix,
-            refdata_dir=Path("/ref"),
+            refdata_root=root,
+            assemblies=assemblies,
             vep_dir=Path("/vep"),
             method=method,
             container_image="localhost/pcgr:2.3.0",
@@ -222,7 +241,8 @@ def test_container_method_runs_as_this_user_with_a_writable_cache(tmp_path: Path
     assert "--env=XDG_CACHE_HOME=/tmp/.cache" in argv
     assert "--network=none" in argv
     assert f"--volume={sample.root}:/mnt/input:ro" in argv
-    assert "--volume=/ref:/mnt/refdata:ro" in argv
+    refdata = cmd_refdata_root(argv) / "grch38"
+    assert f"--volume={refdata}:/mnt/refdata:ro" in argv
     assert f"--volume={outdir}:/mnt/output:rw" in argv
     image = argv.index("localhost/pcgr:2.3.0")
     assert argv[image + 1] == "pcgr"
@@ -231,6 +251,110 @@ def test_container_method_runs_as_this_user_with_a_writable_cache(tmp_path: Path
     assert flag_value(inner, "--input_cna").startswith("/mnt/input/")
     assert flag_value(inner, "--refdata_dir") == "/mnt/refdata"
     assert flag_value(inner, "--output_dir") == "/mnt/output"
+
+
+def cmd_refdata_root(argv: list[str]) -> Path:
+    """The refdata root behind the `/mnt/refdata` mount of a container command."""
+    mount = next(a for a in argv if a.endswith(":/mnt/refdata:ro"))
+    return Path(mount.removeprefix("--volume=").split(":")[0]).parent
+
+
+# -- the reference data of the sample's own assembly -------------------------------------------
+
+
+def test_each_assembly_gets_its_own_reference_data(tmp_path: Path) -> None:
+    # GIVEN a worker with bundles for both assemblies
+    root = refdata_layout(tmp_path, "grch37", "grch38")
+    pcgr = PcgrConfig(refdata_root=root, assemblies=("grch38", "grch37"))
+    # WHEN a sample of each assembly asks for its reference data
+    # THEN each gets the directory of its own assembly
+    assert select_refdata(pcgr, "grch37", "b1-abc123-somatic") == root / "grch37"
+    assert select_refdata(pcgr, "grch38", "b1-abc123-somatic") == root / "grch38"
+
+
+def test_an_assembly_not_installed_is_rejected_naming_sample_assembly_and_what_is_installed(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a worker with GRCh38 data only
+    pcgr = PcgrConfig(refdata_root=refdata_layout(tmp_path, "grch38"), assemblies=("grch38",))
+    # WHEN a GRCh37 sample asks for its reference data
+    with pytest.raises(EngineInputError) as err:
+        select_refdata(pcgr, "grch37", "b1-abc123-somatic")
+    # THEN it is a problem of the sample, which the message spells out
+    message = str(err.value)
+    assert "sample b1-abc123-somatic" in message
+    assert "genome_assembly 'grch37' is not installed on this worker" in message
+    assert "reference data installed: grch38" in message
+
+
+def test_an_assembly_listed_but_missing_on_disk_is_a_worker_problem(tmp_path: Path) -> None:
+    # GIVEN a configuration listing GRCh37 while only the GRCh38 bundle is on disk
+    pcgr = PcgrConfig(refdata_root=refdata_layout(tmp_path, "grch38"), assemblies=("grch38", "grch37"))
+    # WHEN a GRCh37 sample asks for it THEN the worker, not the sample, is at fault
+    with pytest.raises(EngineSetupError, match=r"grch37 is missing although the configuration lists"):
+        select_refdata(pcgr, "grch37", "s")
+
+
+def test_a_per_assembly_refdata_dir_serves_its_own_assembly_only(tmp_path: Path) -> None:
+    # GIVEN an older configuration naming one assembly's directory
+    root = refdata_layout(tmp_path, "grch37", "grch38")
+    pcgr = PcgrConfig(refdata_dir=root / "grch38")
+    # WHEN samples of both assemblies ask
+    # THEN the one it names runs there, and the other is rejected even though its files exist
+    assert select_refdata(pcgr, "grch38", "s") == root / "grch38"
+    with pytest.raises(EngineInputError, match=r"reference data installed: grch38\)"):
+        select_refdata(pcgr, "grch37", "s")
+
+
+@pytest.mark.parametrize(("release", "flag"), [("2.3.0", "--refdata_dir"), ("1.4.1", "--pcgr_dir")])
+def test_two_assemblies_installed_each_sample_runs_pcgr_on_its_own(
+    tmp_path: Path, release: str, flag: str
+) -> None:
+    # GIVEN a worker with both assemblies' bundles and a GRCh37 and a GRCh38 sample
+    prefix = conda_layout(tmp_path)
+    engine = get_engine("pcgr", config(prefix, release=release, assemblies=("grch38", "grch37")))
+    samples = {a: extracted(tmp_path / a, assembly=a, options={"assay": "WGS"}) for a in ("grch37", "grch38")}
+    for assembly, sample in samples.items():
+        outdir = tmp_path / "ws" / assembly / "out" / "s"
+        # WHEN each runs through the stand-in PCGR
+        cmd = engine.command(sample, f"b1-abc123-{assembly}", outdir)
+        outcome = run_process(cmd, tmp_path / f"{assembly}.log", timeout_s=30, stops=(threading.Event(),))
+        assert outcome.ok, (tmp_path / f"{assembly}.log").read_text()
+        # THEN PCGR was given the bundle of the sample's own assembly, and that assembly
+        argv = json.loads((outdir / "fake-pcgr-call.json").read_text())["argv"].split()
+        assert Path(flag_value(argv, flag)).parts[-1] == assembly
+        assert Path(flag_value(argv, flag)).is_dir()
+        assert flag_value(argv, "--genome_assembly") == assembly
+
+
+def test_an_uninstalled_assembly_never_starts_pcgr(tmp_path: Path) -> None:
+    # GIVEN a GRCh38-only worker and a GRCh37 sample
+    prefix = conda_layout(tmp_path)
+    engine = get_engine("pcgr", config(prefix, assemblies=("grch38",)))
+    sample = extracted(tmp_path, assembly="grch37")
+    outdir = tmp_path / "ws" / "out" / "s"
+    # WHEN the engine is asked for its command
+    with pytest.raises(EngineInputError, match=r"genome_assembly 'grch37' is not installed"):
+        engine.command(sample, "b1-abc123-somatic", outdir)
+    # THEN there is no command to run, so PCGR never started
+    assert not (outdir / "fake-pcgr-call.json").exists()
+
+
+def test_option_problems_come_before_the_assembly_check(tmp_path: Path) -> None:
+    # GIVEN a sample whose options lost genome_assembly after extraction checked them
+    prefix = conda_layout(tmp_path)
+    sample = dataclasses.replace(extracted(tmp_path), options={"assay": "WGS"})
+    # WHEN the command is built THEN the option is reported, not a missing assembly
+    with pytest.raises(EngineInputError, match="genome_assembly is required"):
+        get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "out" / "s")
+
+
+def test_container_method_mounts_the_samples_assembly_only(tmp_path: Path) -> None:
+    sample = extracted(tmp_path, assembly="grch37")
+    cfg = config(tmp_path / "p", method="container", assemblies=("grch37", "grch38"))
+    cmd = get_engine("pcgr", cfg).command(sample, "s", tmp_path / "ws" / "out" / "s")
+    assert f"--volume={cfg.pcgr.refdata_root / 'grch37'}:/mnt/refdata:ro" in cmd.argv
+    assert flag_value(cmd.argv, "--genome_assembly") == "grch37"
 
 
 def test_stop_event_kills_the_whole_process_group(tmp_path: Path) -> None:

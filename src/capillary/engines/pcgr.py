@@ -7,6 +7,12 @@ naming it. Paths and run-time switches are set here, never by the sample.
 PCGR 2.x takes `--refdata_dir` (the data bundle) and `--vep_dir` (the VEP cache) separately; 1.4
 takes one `--pcgr_dir` holding both. Some options were renamed (`flag_v1` in pcgr_options).
 
+A worker may hold bundles for several assemblies (`<pcgr.refdata_root>/<assembly>`): each sample
+gets the bundle of its own `genome_assembly`. A sample asking for one this worker does not have is
+an EngineInputError naming the sample, the assembly and the installed ones, before PCGR starts;
+an assembly the configuration lists whose directory is missing is an EngineSetupError (the
+worker, not the sample, is at fault). The VEP cache directory holds every assembly's cache.
+
 Two ways to run it:
 - `conda`: the release's `pcgr` env at `pcgr.conda_prefix`, with the `pcgrr` env beside it (PCGR
   finds its R half as a sibling of `$CONDA_PREFIX`).
@@ -75,6 +81,25 @@ def option_args(options: dict[str, Any], release: str) -> list[str]:
     return argv
 
 
+def select_refdata(cfg: PcgrConfig, assembly: str, sample_id: str) -> Path:
+    """The reference data directory for a sample of `assembly`, checked before anything runs."""
+    installed = cfg.installed_assemblies
+    if assembly not in installed:
+        raise EngineInputError(
+            [
+                f"sample {sample_id}: genome_assembly {assembly!r} is not installed on this worker "
+                f"(reference data installed: {', '.join(installed)})"
+            ]
+        )
+    refdata = cfg.assembly_refdata_dir(assembly)
+    if not refdata.is_dir():
+        raise EngineSetupError(
+            f"pcgr reference data for {assembly}: {refdata} is missing although the configuration "
+            f"lists {assembly} as installed"
+        )
+    return refdata
+
+
 def build_args(
     *,
     release: str,
@@ -136,16 +161,27 @@ class PcgrEngine:
         # The worker's size decides parallelism unless the sample asks for something else.
         options.setdefault("vep_n_forks", self.cfg.threads)
         options.setdefault("vcfanno_n_proc", min(self.cfg.threads, 15))
+        # Every option problem first (a missing or misspelt genome_assembly among them), then
+        # whether this worker has the reference data of the assembly the sample declares.
+        option_args(options, self.cfg.release)
+        refdata = select_refdata(self.cfg, str(options["genome_assembly"]), sample_id)
         sid = default_sample_id(sample_id)
         outdir.mkdir(parents=True, exist_ok=True)
         cache = outdir.parent / ".cache"
         cache.mkdir(exist_ok=True)
         if self.cfg.method == "container":
-            return self._container(sample, vcf, options, sid, outdir, cache)
-        return self._conda(sample, vcf, options, sid, outdir, cache)
+            return self._container(sample, vcf, options, sid, outdir, cache, refdata)
+        return self._conda(sample, vcf, options, sid, outdir, cache, refdata)
 
     def _conda(
-        self, sample: ExtractedSample, vcf: Path, options: dict[str, Any], sid: str, outdir: Path, cache: Path
+        self,
+        sample: ExtractedSample,
+        vcf: Path,
+        options: dict[str, Any],
+        sid: str,
+        outdir: Path,
+        cache: Path,
+        refdata: Path,
     ) -> EngineCommand:
         prefix = self.cfg.conda_prefix
         args = build_args(
@@ -154,7 +190,7 @@ class PcgrEngine:
             vcf=str(vcf),
             cna=str(sample.cna) if sample.cna else None,
             output_dir=str(outdir),
-            refdata_dir=str(self.cfg.refdata_dir),
+            refdata_dir=str(refdata),
             vep_dir=str(self.cfg.vep_dir),
             sample_id=sid,
         )
@@ -179,7 +215,14 @@ class PcgrEngine:
         return EngineCommand(argv=[str(executable), *args], cwd=outdir.parent, env=env)
 
     def _container(
-        self, sample: ExtractedSample, vcf: Path, options: dict[str, Any], sid: str, outdir: Path, cache: Path
+        self,
+        sample: ExtractedSample,
+        vcf: Path,
+        options: dict[str, Any],
+        sid: str,
+        outdir: Path,
+        cache: Path,
+        refdata: Path,
     ) -> EngineCommand:
         def inside(path: Path) -> str:
             return f"{_CONTAINER_INPUT}/{path.relative_to(sample.root).as_posix()}"
@@ -203,7 +246,7 @@ class PcgrEngine:
             "--env=XDG_CACHE_HOME=/tmp/.cache",
             "--env=HOME=/tmp",
             f"--volume={sample.root}:{_CONTAINER_INPUT}:ro",
-            f"--volume={self.cfg.refdata_dir}:{_CONTAINER_REFDATA}:ro",
+            f"--volume={refdata}:{_CONTAINER_REFDATA}:ro",
             f"--volume={self.cfg.vep_dir}:{_CONTAINER_VEP}:ro",
             f"--volume={outdir}:{_CONTAINER_OUTPUT}:rw",
             f"--volume={cache}:/tmp/.cache:rw",

@@ -1,0 +1,90 @@
+"""The consumer.toml the pcgr_consumer role writes is one the daemon reads, reference data included.
+
+Ansible renders the role's own template (with the role's defaults, and with the variables
+playbooks/provision.yml or an older inventory sets) on the controller; `load_config` then reads
+each file exactly as the daemon does at start.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from capillary.config import load_config
+from tests.support.playbook import REPO, run_playbook
+
+pytestmark = pytest.mark.integration
+
+ROLE = REPO / "roles" / "pcgr_consumer"
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/capillary-demo-work"
+
+# Task vars rank above the defaults file, as set_fact and inventory variables do above role defaults.
+CASES: dict[str, dict[str, object]] = {
+    "defaults": {},
+    "provision": {
+        "pcgr_consumer_pcgr_refdata_root": "/srv/capillary/refdata/current",
+        "pcgr_consumer_pcgr_assemblies": ["grch38", "grch37"],
+    },
+    "older-inventory": {"pcgr_consumer_pcgr_refdata_dir": "/data/pcgr/refdata/grch37"},
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("consumer-toml")
+    tasks = [
+        {
+            "name": f"Render consumer.toml ({case})",
+            "ansible.builtin.template": {
+                "src": str(ROLE / "templates" / "etc" / "capillary" / "consumer.toml.j2"),
+                "dest": str(out / f"{case}.toml"),
+                "mode": "0600",
+            },
+            "vars": {"pcgr_consumer_queue_url": QUEUE, **variables},
+        }
+        for case, variables in CASES.items()
+    ]
+    play = [
+        {
+            "name": "Render the consumer configuration as the role does",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "vars_files": [str(ROLE / "defaults" / "main.yml")],
+            "tasks": tasks,
+        }
+    ]
+    book = out / "render.yml"
+    book.write_text(json.dumps(play))
+    run_playbook(book, timeout=300).assert_ok()
+    return {case: out / f"{case}.toml" for case in CASES}
+
+
+def test_the_role_defaults_serve_grch38_from_the_refdata_root(rendered: dict[str, Path]) -> None:
+    pcgr = load_config(rendered["defaults"], env={}).pcgr
+    assert pcgr.refdata_dir is None
+    assert pcgr.refdata_root == Path("/srv/capillary/refdata/current")
+    assert pcgr.installed_assemblies == ("grch38",)
+
+
+def test_what_provision_passes_serves_every_installed_assembly(rendered: dict[str, Path]) -> None:
+    # GIVEN the root and assemblies of pcgr_refdata's local fact, as provision.yml passes them
+    # WHEN the daemon reads the file the role wrote
+    pcgr = load_config(rendered["provision"], env={}).pcgr
+    # THEN each assembly is served from its own directory under the root
+    assert pcgr.installed_assemblies == ("grch38", "grch37")
+    assert pcgr.assembly_refdata_dir("grch37") == Path("/srv/capillary/refdata/current/grch37")
+    assert pcgr.assembly_refdata_dir("grch38") == Path("/srv/capillary/refdata/current/grch38")
+
+
+def test_an_older_inventorys_per_assembly_dir_still_works(rendered: dict[str, Path]) -> None:
+    # GIVEN an inventory that still sets pcgr_consumer_pcgr_refdata_dir to one bundle
+    text = rendered["older-inventory"].read_text()
+    # WHEN the daemon reads the file the role wrote
+    pcgr = load_config(rendered["older-inventory"], env={}).pcgr
+    # THEN it is written in the per-assembly form alone, and serves exactly that assembly
+    assert "refdata_root" not in text and "assemblies" not in text
+    assert pcgr.installed_assemblies == ("grch37",)
+    assert pcgr.assembly_refdata_dir("grch37") == Path("/data/pcgr/refdata/grch37")
