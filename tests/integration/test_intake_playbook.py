@@ -47,6 +47,23 @@ def _everything(aws: LocalAWS) -> dict[str, Any]:
     }
 
 
+def _kms_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of a policy document that grant any KMS action."""
+    return [
+        s
+        for s in document["Statement"]
+        if any(a.startswith("kms:") for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+    ]
+
+
+def _customer_key(aws: LocalAWS, alias: str) -> str:
+    """A customer-managed symmetric key with an alias; its ARN."""
+    kms = aws.client("kms")
+    arn: str = kms.create_key(Description="Capillary queues (test)")["KeyMetadata"]["Arn"]
+    kms.create_alias(AliasName=alias, TargetKeyId=arn)
+    return arn
+
+
 def _denied(call: Any, **kwargs: Any) -> bool:
     try:
         call(**kwargs)
@@ -116,6 +133,13 @@ def test_check_mode_then_a_real_run_then_nothing_changes(aws: LocalAWS, playbook
     )
     worker_policy = json.dumps(iam.get_role_policy(RoleName=NAMES.worker_role, PolicyName="capillary-worker"))
     assert "ec2:TerminateInstances" not in worker_policy
+    # AND the AWS-managed queue key (the default) needs no KMS grant: neither role's policy has one
+    for role, policy_name in (
+        (NAMES.worker_role, "capillary-worker"),
+        (NAMES.intake_role, "capillary-intake"),
+    ):
+        document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        assert "kms:" not in json.dumps(document)
 
     # AND the bucket notifies the handler for inputs/ and outputs/, and may invoke it
     notifications = s3.get_bucket_notification_configuration(Bucket=NAMES.bucket)
@@ -241,3 +265,86 @@ def test_the_handler_may_record_failures_on_its_queue_and_do_nothing_else_there(
         ]["ApproximateNumberOfMessages"]
         == "1"
     )
+
+
+@pytest.mark.parametrize("named_by", ["alias", "arn"])
+def test_a_customer_managed_queue_key_is_granted_by_its_arn_through_sqs_only(
+    aws: LocalAWS, playbook: Any, named_by: str
+) -> None:
+    """A customer-managed key encrypts every queue, and the roles get exactly the KMS grants SQS needs.
+
+    moto does not enforce KMS on SQS (a send or receive succeeds whatever the caller may do with
+    the queue's key), so this checks the policy documents the role writes, not their enforcement.
+    """
+    # GIVEN a customer-managed key, named by its alias or by its ARN
+    key_arn = _customer_key(aws, "alias/capillary-queues")
+    given = "alias/capillary-queues" if named_by == "alias" else key_arn
+    extra_vars = {**LOCAL_VARS, "intake_queue_kms_key": given}
+    # WHEN the playbook runs in check mode THEN it looks the key up and creates nothing (the check
+    # and the re-run below do not depend on how the key is named: once, for the alias)
+    if named_by == "alias":
+        playbook(PLAYBOOK, extra_vars=extra_vars, check=True).assert_ok()
+        assert _everything(aws) == {k: [] for k in _everything(aws)}
+
+    # WHEN it runs for real THEN every queue it creates is encrypted with that key, as named
+    playbook(PLAYBOOK, extra_vars=extra_vars).assert_ok()
+    sqs, iam = aws.client("sqs"), aws.client("iam")
+    for queue in (NAMES.work_queue, NAMES.dead_letter_queue, NAMES.intake_failures_queue, NAMES.events_queue):
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["KmsMasterKeyId"])["Attributes"]
+        assert attrs["KmsMasterKeyId"] == given, queue
+    # AND the worker (a consumer) may decrypt, the handler (a producer and, locally, a consumer) may
+    # generate data keys and decrypt: on the key's ARN (never the alias), through SQS only
+    via_sqs = {"StringEquals": {"kms:ViaService": f"sqs.{aws.region}.amazonaws.com"}}
+    worker = iam.get_role_policy(RoleName=NAMES.worker_role, PolicyName="capillary-worker")["PolicyDocument"]
+    handler = iam.get_role_policy(RoleName=NAMES.intake_role, PolicyName="capillary-intake")["PolicyDocument"]
+    assert _kms_statements(worker) == [
+        {
+            "Sid": "ReadEncryptedMessages",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": key_arn,
+            "Condition": via_sqs,
+        }
+    ]
+    assert _kms_statements(handler) == [
+        {
+            "Sid": "SendAndReadEncryptedMessages",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": key_arn,
+            "Condition": via_sqs,
+        }
+    ]
+
+    # WHEN it runs again THEN nothing changes
+    if named_by == "alias":
+        playbook(PLAYBOOK, extra_vars=extra_vars).assert_idempotent()
+
+
+@pytest.mark.parametrize("state", ["unknown", "Disabled", "PendingDeletion"])
+def test_a_queue_key_that_cannot_encrypt_fails_the_run_before_anything_is_created(
+    aws: LocalAWS, playbook: Any, state: str
+) -> None:
+    # GIVEN an alias no key has, or a customer-managed key that is disabled or pending deletion
+    kms = aws.client("kms")
+    if state == "unknown":
+        given = "alias/no-such-key"
+    else:
+        given = _customer_key(aws, "alias/capillary-queues")
+        key_id = given.rsplit("/", 1)[1]  # moto finds a key to disable or delete by its id only
+        if state == "Disabled":
+            kms.disable_key(KeyId=key_id)
+        else:
+            kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    # WHEN the playbook runs with it
+    recap = playbook(PLAYBOOK, extra_vars={**LOCAL_VARS, "intake_queue_kms_key": given})
+    # THEN the key check fails, naming the variable, its value, the region and what is wrong
+    assert recap.rc != 0 and recap.failed == 1, recap.tail()
+    assert recap.outcomes("Check that the queue key exists and can encrypt the queues") == ["fatal"]
+    # The failure as printed (the YAML result format may wrap it over several lines)
+    message = " ".join(recap.stdout.partition("fatal:")[2].partition("PLAY RECAP")[0].split())
+    assert "intake_queue_kms_key" in message and given in message and aws.region in message, message
+    assert ("no such key" if state == "unknown" else f"is {state}") in message, message
+    # AND nothing was created
+    assert _everything(aws) == {k: [] for k in _everything(aws)}
