@@ -32,6 +32,7 @@ import pytest
 
 from tests.support.imds import LocalIMDS
 from tests.support.localaws import LocalAWS
+from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
 
 pytestmark = pytest.mark.integration
@@ -382,32 +383,13 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
 
 # -- the pcgr engine and the assemblies a worker holds --------------------------------------------
 
-# Stands in ONLY for the external PCGR executable (which cannot run here): appends how it was called
-# to $FAKE_PCGR_CALLS and writes a report where it was told to.
-FAKE_PCGR = """#!/bin/sh
-out=""
-prev=""
-for a in "$@"; do
-  if [ "$prev" = "--output_dir" ]; then out="$a"; fi
-  prev="$a"
-done
-printf '%s\\n' "$*" >> "$FAKE_PCGR_CALLS"
-echo "<html>fake report</html>" > "$out/report.html"
-"""
-
 
 def pcgr_worker(world: World, name: str, assemblies: list[str]) -> tuple[dict[str, Any], Path]:
     """Config overrides for a pcgr worker with a stand-in PCGR and bundles for `assemblies` under
     pcgr_refdata's layout, and the file the stand-in records its calls in."""
     base = world.tmp / name
-    prefix = base / "conda" / "envs" / "pcgr"
-    (prefix / "bin").mkdir(parents=True)
-    (prefix.parent / "pcgrr").mkdir()
-    (prefix / "bin" / "pcgr").write_text(FAKE_PCGR)
-    (prefix / "bin" / "pcgr").chmod(0o755)
-    root = base / "refdata" / "current"
-    for assembly in assemblies:
-        (root / assembly / "data" / assembly).mkdir(parents=True)
+    prefix = conda_layout(base)
+    root = refdata_layout(base, *assemblies)
     (base / "vep" / "current").mkdir(parents=True)
     overrides = {
         "engine": "pcgr",

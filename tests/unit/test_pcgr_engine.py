@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import stat
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from capillary.config import ConsumerConfig, PcgrConfig
 from capillary.engines import EngineInputError, EngineSetupError, get_engine, run_process
 from capillary.engines.pcgr import build_args, default_sample_id, option_args, select_refdata
 from capillary.tarball import ExtractedSample, safe_extract
+from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/capillary-demo-work"
@@ -117,46 +117,12 @@ def test_sample_id_from_a_long_name_keeps_uuid_and_kind() -> None:
 
 
 # -- the execution path, with a fake `pcgr` standing in for the external binary ----------------
-
-FAKE_PCGR = """#!/bin/sh
-# Stand-in for the PCGR executable: records how it was called, writes a report, honours exit code.
-out=""
-prev=""
-for a in "$@"; do
-  if [ "$prev" = "--output_dir" ]; then out="$a"; fi
-  prev="$a"
-done
-{
-  printf '{"argv": "%s", "conda_prefix": "%s", "xdg_cache_home": "%s", "pgid": "%s", "pid": "%s"}\\n' \
-    "$*" "$CONDA_PREFIX" "$XDG_CACHE_HOME" "$(ps -o pgid= -p $$ | tr -d ' ')" "$$"
-} > "$out/fake-pcgr-call.json"
-echo "<html>fake report</html>" > "$out/report.html"
-echo "pcgr: done"
-exit "${FAKE_PCGR_EXIT:-0}"
-"""
-
-
-def conda_layout(tmp_path: Path) -> Path:
-    prefix = tmp_path / "conda" / "envs" / "pcgr"
-    (prefix / "bin").mkdir(parents=True)
-    (prefix.parent / "pcgrr").mkdir()
-    exe = prefix / "bin" / "pcgr"
-    exe.write_text(FAKE_PCGR)
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    return prefix
+# (tests/support/pcgr_standin.py: the stand-in, the conda layout and pcgr_refdata's layout)
 
 
 def extracted(tmp_path: Path, **kwargs: object) -> ExtractedSample:
     tarball = make_sample_tarball(tmp_path / "src", batch="b1", **kwargs)  # type: ignore[arg-type]
     return safe_extract(tarball, tmp_path / "input")
-
-
-def refdata_layout(tmp_path: Path, *assemblies: str) -> Path:
-    """pcgr_refdata's layout for `assemblies`: `<root>/<assembly>/data/<assembly>/`; returns the root."""
-    root = tmp_path / "refdata" / "current"
-    for assembly in assemblies:
-        (root / assembly / "data" / assembly).mkdir(parents=True)
-    return root
 
 
 def config(
