@@ -44,13 +44,10 @@ SOURCE_AMI = "ami-785db401"
 SOURCE_AMI_NAME = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
 
 
-def _packer_vars(aws: LocalAWS, target: SshTarget, out: Path, provision: dict[str, Any]) -> dict[str, Any]:
+def _stand_in_vars(aws: LocalAWS, target: SshTarget) -> dict[str, Any]:
+    """Packer's variables for the local endpoint, its base image and the SSH stand-in (what
+    bake.yml takes as capillary_bake_packer_vars)."""
     return {
-        "output_dir": str(out),
-        "capillary_commit": "abc123def456",
-        "deployment": "ebs7",
-        "ansible_playbook": str(REPO / ".venv/bin/ansible-playbook"),
-        "provision_extra_vars": json.dumps(provision),
         "aws_endpoint": aws.endpoint_url,
         "aws_skip_validation": True,
         "base_os": "ubuntu-24.04",
@@ -60,6 +57,18 @@ def _packer_vars(aws: LocalAWS, target: SshTarget, out: Path, provision: dict[st
         "ssh_port": target.port,
         "ssh_keypair_name": "capillary-bake",
         "ssh_private_key_file": str(target.private_key),
+    }
+
+
+def _packer_vars(aws: LocalAWS, target: SshTarget, out: Path, provision: dict[str, Any]) -> dict[str, Any]:
+    """All of `packer build`'s variables, those bake.yml would add included."""
+    return {
+        "output_dir": str(out),
+        "capillary_commit": "abc123def456",
+        "deployment": "ebs7",
+        "ansible_playbook": str(REPO / ".venv/bin/ansible-playbook"),
+        "provision_extra_vars": json.dumps(provision),
+        **_stand_in_vars(aws, target),
     }
 
 
@@ -152,7 +161,6 @@ def _gateway(target: SshTarget) -> str:
 def test_bake_playbook_registers_a_tagged_imdsv2_ami_and_records_it(aws: LocalAWS, tmp_path: Path) -> None:
     # GIVEN a Canonical base image and a key pair in the local account, and a stand-in build
     # instance whose sshd stays down until Packer has launched the instance it stands in for
-    out = tmp_path / "out"
     with (
         ssh_target("img7-ebs", tmp_path, start_sshd=False) as target,
         LocalIMDS(host=_gateway(target)) as imds,
@@ -162,18 +170,6 @@ def test_bake_playbook_registers_a_tagged_imdsv2_ami_and_records_it(aws: LocalAW
         )
         # The stand-in gets only the hygiene (the software roles have their own tests), and
         # Packer the test's endpoint, base image and SSH target; bake.yml adds the rest.
-        packer_vars = {
-            k: v
-            for k, v in _packer_vars(aws, target, out, {}).items()
-            if k
-            not in (
-                "output_dir",
-                "capillary_commit",
-                "deployment",
-                "ansible_playbook",
-                "provision_extra_vars",
-            )
-        }
         cmd, env = playbook_command(
             "playbooks/bake.yml",
             extra_vars={
@@ -186,10 +182,10 @@ def test_bake_playbook_registers_a_tagged_imdsv2_ami_and_records_it(aws: LocalAW
                     "capillary_provision_roles": [],
                     "capillary_build_imds_url": imds.url,
                 },
-                "capillary_bake_packer_vars": packer_vars,
+                "capillary_bake_packer_vars": _stand_in_vars(aws, target),
             },
         )
-        env["PATH"] = f"{REPO / 'packer/bin'}:{env['PATH']}"
+        # -v: Packer's output is in the log, should the build fail
         env["ANSIBLE_VERBOSITY"] = "1"
 
         # WHEN bake.yml bakes the release on AWS (the local endpoint)
