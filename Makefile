@@ -7,7 +7,7 @@ VENV        ?= .venv
 PYTHON      ?= $(shell scripts/find-python.sh)
 BIN         := $(VENV)/bin
 export CAPILLARY_CACHE ?= $(HOME)/.cache/capillary
-export CONTAINERS_CONF := $(CURDIR)/tests/containers/containers.conf
+export CONTAINERS_CONF := $(CURDIR)/inventories/local/containers.conf
 export ANSIBLE_CONFIG  := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Python >= 3.12 gets ansible 14 (core 2.21); Python 3.11 gets the 2.19 floor.
@@ -112,7 +112,7 @@ test: setup lint pytest molecule floor ## the README's test command: install wha
 
 .PHONY: demo
 demo: setup ## THE MAIN COMMAND: the whole flow on this machine (endpoint, intake, bake, samples, workers)
-	$(BIN)/python -m tests.support.localrun $(DEMO_ARGS)
+	$(BIN)/python -m capillary.local.run $(DEMO_ARGS)
 
 .PHONY: bench
 bench: setup ## benchmarks; figures go to bench/results/

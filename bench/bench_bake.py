@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, median, percentile
-from tests.support.bake import BAKE_ROLES, local_bake
-from tests.support.localaws import LocalAWS
+from capillary.local.bake import BAKE_ROLES, local_bake
+from capillary.local.endpoint import LocalAWS
 from tests.support.podman_targets import PODMAN_ENV, boot_worker, podman, write_launch_env
 
 REPO = Path(__file__).resolve().parents[1]

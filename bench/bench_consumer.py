@@ -62,7 +62,7 @@ def _sha256(path: Path) -> str:
 
 class _Bench:
     def __init__(self, root: Path) -> None:
-        from tests.support.localaws import LocalAWS
+        from capillary.local.endpoint import LocalAWS
 
         self.root = root
         self.aws = LocalAWS().start()
@@ -118,8 +118,8 @@ class _Bench:
 
     def consumer_overhead(self, key: str) -> tuple[float, float]:
         """(overhead without the engine, engine time) of one in-process Consumer.handle."""
-        from capillary.config import load_config
-        from capillary.consumer import Consumer
+        from capillary.worker.config import load_config
+        from capillary.worker.daemon import Consumer
 
         consumer = Consumer(load_config(self.config("inproc"), env={}))
         consumer.clean_workdir()

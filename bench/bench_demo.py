@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import Figure
-from tests.support.localrun import LocalRun, Options
+from capillary.local.run import LocalRun, Options
 
 
 def _run(deployment: str, reuse: bool) -> dict[str, float]:

@@ -21,7 +21,7 @@ UPLOADS = 100
 
 
 def _stack(aws: Any) -> tuple[Any, Any, str, str, str]:
-    from capillary.naming import deployment_names
+    from capillary.contract.naming import deployment_names
 
     names = deployment_names("bench")
     s3, sqs = aws.client("s3"), aws.client("sqs")
@@ -47,10 +47,10 @@ def _stack(aws: Any) -> tuple[Any, Any, str, str, str]:
 
 
 def run() -> list[Figure]:
-    from capillary.intake import Clients, IntakeConfig, handle_event
-    from capillary.samples import SampleKey
-    from capillary.tarball import validate_tarball
-    from tests.support.localaws import running
+    from capillary.contract.samples import SampleKey
+    from capillary.contract.tarball import validate_tarball
+    from capillary.intake.handler import Clients, IntakeConfig, handle_event
+    from capillary.local.endpoint import running
     from tests.support.samples import make_sample_tarball
 
     figures: list[Figure] = []

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, median
-from capillary.catalogue import load_catalogue
-from capillary.refdata import artifacts_for
-from tests.support.artifacts import ArtifactServer, make_test_catalogue, write_vep
-from tests.support.playbook import run_playbook
+from capillary.local.artifacts import ArtifactServer, make_test_catalogue, write_vep
+from capillary.local.playbook import run_playbook
+from capillary.release.catalogue import load_catalogue
+from capillary.release.refdata import artifacts_for
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "roles" / "pcgr_refdata" / "files" / "capillary-refdata"

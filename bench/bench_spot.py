@@ -34,7 +34,7 @@ from ansible_collections.capillary.pcgr.plugins.modules.ec2_spot_price_info impo
     spot_price_info,
 )
 
-from tests.support.localaws import LocalAWS, SpotPrice, load_spot_series  # noqa: E402
+from capillary.local.endpoint import LocalAWS, SpotPrice, load_spot_series  # noqa: E402
 
 REPEAT = 7
 LATENCY_REGION = "us-east-1"  # six zones, a to f

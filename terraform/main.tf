@@ -9,7 +9,7 @@ data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  # The same names as capillary.naming.deployment_names (a test compares them).
+  # The same names as capillary.contract.naming.deployment_names (a test compares them).
   names = {
     bucket                  = var.intake_bucket_name != "" ? var.intake_bucket_name : "capillary-${var.capillary_deployment}-samples"
     work_queue              = "capillary-${var.capillary_deployment}-work"

@@ -1,5 +1,5 @@
 # Named after the Ansible variables they feed: capillary_deployment is the one value every
-# resource name derives from (src/capillary/naming.py); the others mirror roles/intake defaults.
+# resource name derives from (src/capillary/contract/naming.py); the others mirror roles/intake defaults.
 
 variable "capillary_deployment" {
   type        = string

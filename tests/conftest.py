@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.localaws import LocalAWS
-from tests.support.playbook import Recap, run_playbook
+from capillary.local.endpoint import LocalAWS
+from capillary.local.playbook import Recap, run_playbook
 
 
 @pytest.fixture(scope="session")

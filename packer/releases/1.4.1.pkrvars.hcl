@@ -1,5 +1,5 @@
 # PCGR 1.4.1: generated from catalogue/pcgr_releases.yml by
-# capillary.catalogue.pkrvars_for; edit the catalogue, not this file.
+# capillary.release.catalogue.pkrvars_for; edit the catalogue, not this file.
 pcgr_version     = "1.4.1"
 bundle_version   = "20220203"
 vep_version      = 105

@@ -1,5 +1,5 @@
 # PCGR 2.3.2: generated from catalogue/pcgr_releases.yml by
-# capillary.catalogue.pkrvars_for; edit the catalogue, not this file.
+# capillary.release.catalogue.pkrvars_for; edit the catalogue, not this file.
 pcgr_version     = "2.3.2"
 bundle_version   = "20260620"
 vep_version      = 115

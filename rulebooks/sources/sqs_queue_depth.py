@@ -7,7 +7,7 @@ receives a message, so it can watch the work queue without taking samples from t
 the rest of Capillary uses.) Run it with `ansible-rulebook -S rulebooks/sources`.
 
 Arguments:
-  deployment: the capillary_deployment; the queue name comes from capillary.naming.
+  deployment: the capillary_deployment; the queue name comes from capillary.contract.naming.
   interval: seconds between polls (default 30).
   endpoint_url, region: optional; otherwise the standard AWS_* environment applies.
 
@@ -23,7 +23,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from capillary.naming import deployment_names
+from capillary.contract.naming import deployment_names
 
 logger = logging.getLogger(__name__)
 

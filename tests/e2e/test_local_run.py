@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.localrun import LocalRun, Options
+from capillary.local.run import LocalRun, Options
 
 pytestmark = [pytest.mark.e2e, pytest.mark.containers]
 

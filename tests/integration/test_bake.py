@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from capillary import refdata
-from capillary.naming import deployment_names
-from tests.support.bake import LocalBake, local_bake
-from tests.support.localaws import LocalAWS
-from tests.support.playbook import REPO, run_playbook
+from capillary.contract.naming import deployment_names
+from capillary.local.bake import LocalBake, local_bake
+from capillary.local.endpoint import LocalAWS
+from capillary.local.playbook import REPO, run_playbook
+from capillary.release import refdata
 from tests.support.podman_targets import BASE_IMAGE, CONSUMER_UNIT, boot_worker, podman, write_launch_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
@@ -172,7 +172,7 @@ def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str, bake_in
         text=True,
         timeout=300,
         check=True,
-        env={**os.environ, "CONTAINERS_CONF": str(REPO / "tests/containers/containers.conf")},
+        env={**os.environ, "CONTAINERS_CONF": str(REPO / "inventories/local/containers.conf")},
     )
     report = json.loads(proc.stdout)
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.localaws import LocalAWS
+from capillary.local.endpoint import LocalAWS
 
 pytestmark = pytest.mark.integration
 

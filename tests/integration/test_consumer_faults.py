@@ -30,8 +30,8 @@ from typing import Any
 import boto3
 import pytest
 
+from capillary.local.endpoint import LocalAWS
 from tests.support.imds import LocalIMDS
-from tests.support.localaws import LocalAWS
 from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
 
@@ -258,7 +258,7 @@ def _kill_strays(tmp_path: Path) -> None:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "capillary.engines" in cmdline and str(tmp_path) in cmdline:
+        if "capillary.worker.engines" in cmdline and str(tmp_path) in cmdline:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(int(proc.name), signal.SIGKILL)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from capillary.config import ConfigError, ConfigUnavailableError, load_config
-from tests.support.localaws import LocalAWS
+from capillary.local.endpoint import LocalAWS
+from capillary.worker.config import ConfigError, ConfigUnavailableError, load_config
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from capillary.config import load_config
-from tests.support.playbook import REPO, run_playbook
+from capillary.local.playbook import REPO, run_playbook
+from capillary.worker.config import load_config
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.localaws import LocalAWS
-from tests.support.playbook import run_module
+from capillary.local.endpoint import LocalAWS
+from capillary.local.playbook import run_module
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tests.support.localaws import LocalAWS, SpotPrice
+from capillary.local.endpoint import LocalAWS, SpotPrice
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.playbook import REPO, run_playbook
+from capillary.local.playbook import REPO, run_playbook
 from tests.support.podman_targets import booted
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from capillary.naming import deployment_names
-from tests.support.localaws import LocalAWS
+from capillary.contract.naming import deployment_names
+from capillary.local.endpoint import LocalAWS
 
 pytestmark = pytest.mark.integration
 

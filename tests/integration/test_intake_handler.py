@@ -18,15 +18,15 @@ from typing import Any
 
 import pytest
 
-from capillary.intake import Clients, IntakeConfig, handle_event
-from capillary.intake_local import poll_once
-from capillary.naming import deployment_names
-from tests.support.localaws import LocalAWS
+from capillary.contract.naming import deployment_names
+from capillary.intake.handler import Clients, IntakeConfig, handle_event
+from capillary.intake.local import poll_once
+from capillary.local.endpoint import LocalAWS
 from tests.support.samples import make_sample_tarball
 
 pytestmark = pytest.mark.integration
 
-SCHEMA = Path(__file__).resolve().parents[2] / "src/capillary/data/webhook_payload.schema.json"
+SCHEMA = Path(__file__).resolve().parents[2] / "src/capillary/intake/data/webhook_payload.schema.json"
 NAMES = deployment_names("itest")
 
 

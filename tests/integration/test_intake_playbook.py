@@ -14,8 +14,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from capillary.naming import deployment_names
-from tests.support.localaws import LocalAWS
+from capillary.contract.naming import deployment_names
+from capillary.local.endpoint import LocalAWS
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ def test_check_mode_then_a_real_run_then_nothing_changes(aws: LocalAWS, playbook
     assert secret["Type"] == "SecureString" and secret["Value"] == "st2-secret-key"
     assert ssm.get_parameter(Name=f"{NAMES.ssm_config}/work_queue_url")["Parameter"]["Value"] == work
     function = aws.client("lambda").get_function(FunctionName=NAMES.intake_function)["Configuration"]
-    assert function["Handler"] == "capillary.intake.handler"
+    assert function["Handler"] == "capillary.intake.handler.handler"
     env = function["Environment"]["Variables"]
     assert env["CAPILLARY_WORK_QUEUE_URL"] == work
     assert "st2-secret-key" not in json.dumps(env)  # the key is an SSM parameter name, never a value

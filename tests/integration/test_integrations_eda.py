@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import yaml
 
-from capillary.intake import IntakeConfig, Record, webhook_payload
-from capillary.samples import SampleKey
+from capillary.contract.samples import SampleKey
+from capillary.intake.handler import IntakeConfig, Record, webhook_payload
+from capillary.local.endpoint import LocalAWS
 from tests.support.deployments import seed_worker_deployment
-from tests.support.localaws import LocalAWS
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from capillary.catalogue import load_catalogue
-from tests.support.playbook import run_playbook
+from capillary.local.playbook import run_playbook
+from capillary.release.catalogue import load_catalogue
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from capillary.volumes import ebs_by_id_name
+from capillary.local.endpoint import LocalAWS
+from capillary.local.playbook import REPO, Recap, parse_recap, playbook_command
+from capillary.release.volumes import ebs_by_id_name
 from tests.support.imds import LocalIMDS
-from tests.support.localaws import LocalAWS
 from tests.support.loop_devices import loop_devices, loop_devices_usable
-from tests.support.playbook import REPO, Recap, parse_recap, playbook_command
 from tests.support.podman_targets import podman
 from tests.support.ssh_target import SshTarget, ssh_target
 

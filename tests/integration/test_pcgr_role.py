@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from capillary.catalogue import load_catalogue
-from capillary.pcgr_install import conda_plan
-from tests.support.artifacts import OciRegistry, podman_env, push_pcgr_image
-from tests.support.playbook import Recap, run_playbook
+from capillary.local.artifacts import OciRegistry, podman_env, push_pcgr_image
+from capillary.local.playbook import Recap, run_playbook
+from capillary.release.catalogue import load_catalogue
+from capillary.release.pcgr_install import conda_plan
 from tests.support.podman_targets import BootedTarget
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from capillary.local.endpoint import LocalAWS
+from capillary.local.playbook import Recap, run_playbook
 from tests.support.imds import LocalIMDS
-from tests.support.localaws import LocalAWS
-from tests.support.playbook import Recap, run_playbook
 
 pytestmark = pytest.mark.integration
 

@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from capillary.catalogue import load_catalogue
-from tests.support.artifacts import (
+from capillary.local.artifacts import (
     ArtifactServer,
     build_artifacts,
     make_test_catalogue,
     podman_env,
     write_bundle,
 )
-from tests.support.localaws import LocalAWS
-from tests.support.playbook import Recap, run_playbook
+from capillary.local.endpoint import LocalAWS
+from capillary.local.playbook import Recap, run_playbook
+from capillary.release.catalogue import load_catalogue
 from tests.support.podman_targets import BootedTarget
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]

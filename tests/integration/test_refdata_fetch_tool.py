@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from capillary.catalogue import load_catalogue
-from capillary.refdata import artifacts_for
-from tests.support.artifacts import ArtifactServer, build_artifacts, sha256_of
+from capillary.local.artifacts import ArtifactServer, build_artifacts, sha256_of
+from capillary.release.catalogue import load_catalogue
+from capillary.release.refdata import artifacts_for
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from capillary.catalogue import load_catalogue
-from tests.support.artifacts import ArtifactServer, build_artifacts, make_test_catalogue, sha256_of
-from tests.support.localaws import LocalAWS
+from capillary.local.artifacts import ArtifactServer, build_artifacts, make_test_catalogue, sha256_of
+from capillary.local.endpoint import LocalAWS
+from capillary.release.catalogue import load_catalogue
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from capillary.catalogue import load_catalogue, parse_catalogue
+from capillary.release.catalogue import load_catalogue, parse_catalogue
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.localaws import LocalAWS, SpotPrice
-from tests.support.playbook import run_module
+from capillary.local.endpoint import LocalAWS, SpotPrice
+from capillary.local.playbook import run_module
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from capillary.samples import SampleKey
-from tests.support.localaws import LocalAWS
+from capillary.contract.samples import SampleKey
+from capillary.local.endpoint import LocalAWS
 from tests.support.samples import make_sample_tarball
 
 pytestmark = pytest.mark.integration

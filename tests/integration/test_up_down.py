@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from capillary.local.endpoint import LocalAWS, SpotPrice
 from tests.support.deployments import seed_worker_deployment
-from tests.support.localaws import LocalAWS, SpotPrice
 
 pytestmark = pytest.mark.integration
 
@@ -337,7 +337,7 @@ def plain(value: Any) -> Any:
 
 LOCAL_DEPLOYMENT = "updlocal"
 LOCAL_RELEASE = "updtest"
-CONTAINERS_CONF = str(REPO / "tests/containers/containers.conf")
+CONTAINERS_CONF = str(REPO / "inventories/local/containers.conf")
 
 
 def podman(*args: str, check: bool = True) -> str:

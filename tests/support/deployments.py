@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from capillary.naming import deployment_names
-from tests.support.localaws import LocalAWS
+from capillary.contract.naming import deployment_names
+from capillary.local.endpoint import LocalAWS
 
 
 @dataclass(frozen=True)

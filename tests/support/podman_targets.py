@@ -24,24 +24,11 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from capillary.local.podman import PODMAN_ENV, podman
+from capillary.local.project import project_dir
+
+REPO = project_dir()
 BASE_IMAGE = "localhost/capillary-bookworm:latest"
-PODMAN_ENV = {**os.environ, "CONTAINERS_CONF": str(REPO / "tests/containers/containers.conf")}
-
-
-def podman(*args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> str:
-    proc = subprocess.run(
-        ["podman", *args],
-        env=PODMAN_ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        input=input,
-    )
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"podman {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
-    return proc.stdout
 
 
 @dataclass

@@ -4,7 +4,7 @@
     tarball = make_sample_tarball(tmp_path, batch="batch1", kind="somatic")
     # → tmp_path / "batch1-<uuid>-somatic.tar.gz", valid by `capillary validate`
 
-VCFs carry the assembly's real contig names and lengths (`capillary.assemblies`), a reference
+VCFs carry the assembly's real contig names and lengths (`capillary.contract.assemblies`), a reference
 line, INFO depth/allele-fraction tags PCGR can be pointed at, and sorted random SNVs; they are
 compressed with the real `bgzip` (tabix package). Nothing here is patient data.
 """
@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from capillary import assemblies
-from capillary.samples import SampleKey
+from capillary.contract import assemblies
+from capillary.contract.samples import SampleKey
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "genome_assembly": "grch38",

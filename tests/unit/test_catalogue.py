@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from capillary.catalogue import CatalogueError, default_path, load_catalogue, parse_catalogue, pkrvars_for
+from capillary.release.catalogue import (
+    CatalogueError,
+    default_path,
+    load_catalogue,
+    parse_catalogue,
+    pkrvars_for,
+)
 
 
 def raw_catalogue() -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from capillary.config import ConfigError, ConsumerConfig, load_config
+from capillary.worker.config import ConfigError, ConsumerConfig, load_config
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/capillary-demo-work"
 

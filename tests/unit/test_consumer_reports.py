@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from capillary.consumer import log_tail
-from capillary.engines.summary import parse_stats
+from capillary.worker.daemon import log_tail
+from capillary.worker.engines.summary import parse_stats
 
 
 def test_log_tail_never_quotes_vcf_content(tmp_path: Path) -> None:
@@ -53,9 +53,9 @@ def _heartbeat(elapsed_s: float) -> tuple[object, list[int]]:
     import time
     from types import SimpleNamespace
 
-    from capillary.config import ConsumerConfig
-    from capillary.consumer import Heartbeat, WorkItem
-    from capillary.samples import SampleKey
+    from capillary.contract.samples import SampleKey
+    from capillary.worker.config import ConsumerConfig
+    from capillary.worker.daemon import Heartbeat, WorkItem
 
     granted: list[int] = []
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from capillary.imds import IMDSClient, IMDSError
+from capillary.worker.imds import IMDSClient, IMDSError
 from tests.support.imds import LocalIMDS
 
 

@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from capillary.intake import IntakeConfig, IntakeConfigError, Record, _webhook_request, webhook_payload
-from capillary.samples import SampleKey
+from capillary.contract.samples import SampleKey
+from capillary.intake.handler import (
+    IntakeConfig,
+    IntakeConfigError,
+    Record,
+    _webhook_request,
+    webhook_payload,
+)
 
 ENV = {"CAPILLARY_DEPLOYMENT": "demo", "CAPILLARY_WORK_QUEUE_URL": "https://sqs.example/1/q"}
 

@@ -49,7 +49,9 @@ def test_rules_run_up_yml_for_the_configured_deployment(name: str) -> None:
 
 def test_webhook_rule_matches_the_intake_contract() -> None:
     # The condition names the contract's version and event; both must exist in the schema.
-    intake = json.loads((REPO / "src" / "capillary" / "data" / "webhook_payload.schema.json").read_text())
+    intake = json.loads(
+        (REPO / "src" / "capillary" / "intake" / "data" / "webhook_payload.schema.json").read_text()
+    )
     (ruleset,) = _rulebook("capillary.yml")
     (rule,) = ruleset["rules"]
     assert f'event.payload.schema == "{intake["properties"]["schema"]["const"]}"' in rule["condition"]

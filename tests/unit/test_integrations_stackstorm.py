@@ -14,13 +14,13 @@ import jsonschema
 import pytest
 import yaml
 
-from capillary.intake import IntakeConfig, Record, webhook_payload
-from capillary.samples import SampleKey
+from capillary.contract.samples import SampleKey
+from capillary.intake.handler import IntakeConfig, Record, webhook_payload
 
 REPO = Path(__file__).resolve().parents[2]
 STACKSTORM = REPO / "integrations" / "stackstorm"
 PACK = STACKSTORM / "capillary"
-INTAKE_SCHEMA = REPO / "src" / "capillary" / "data" / "webhook_payload.schema.json"
+INTAKE_SCHEMA = REPO / "src" / "capillary" / "intake" / "data" / "webhook_payload.schema.json"
 # Refs the pack uses that other packs provide (the ansible pack, chatops and core ship with st2).
 EXTERNAL_ACTIONS = {"ansible.playbook", "chatops.post_message", "core.inject_trigger"}
 EXTERNAL_TRIGGERS = {"core.st2.webhook"}

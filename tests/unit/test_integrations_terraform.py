@@ -1,7 +1,7 @@
 """The Terraform example, checked by parsing: no terraform binary can be installed here.
 
 python-hcl2 parses every file (a syntax error fails here as `terraform validate` would); the
-rest checks what `validate` would not: names match capillary.naming, the IAM statements match
+rest checks what `validate` would not: names match capillary.contract.naming, the IAM statements match
 roles/intake's, and the hand-over runs the playbook Ansible owns.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from capillary.naming import deployment_names
+from capillary.contract.naming import deployment_names
 
 hcl2 = pytest.importorskip("hcl2", reason="python-hcl2 is not installed")
 
@@ -77,7 +77,7 @@ def test_names_match_capillary_naming() -> None:
             expr = _unquote(expr.split(":", 1)[1].strip().rstrip("}"))
         derived[key] = expr.replace("${var.capillary_deployment}", "demo")
 
-    # THEN each is what capillary.naming gives, the one home of the convention
+    # THEN each is what capillary.contract.naming gives, the one home of the convention
     expected = deployment_names("demo").as_dict()
     assert {k: expected[k] for k in derived} == derived
 

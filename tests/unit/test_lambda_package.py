@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from capillary.lambda_package import build_zip, write_if_changed
+from capillary.intake.lambda_package import build_zip, write_if_changed
 
 
 def test_the_zip_is_byte_for_byte_reproducible(tmp_path: Path) -> None:
@@ -24,7 +24,7 @@ def test_the_zip_alone_imports_the_handler(tmp_path: Path) -> None:
         archive.extractall(tmp_path / "lambda")
     # WHEN the runtime imports the handler THEN it resolves inside the zip, with no other module
     code = (
-        "import sys, capillary.intake as i; "
+        "import sys, capillary.intake.handler as i; "
         "assert i.__file__.startswith(sys.argv[1]), i.__file__; "
         "mods = sorted(m for m in sys.modules if m.startswith('capillary')); print(mods); "
         "assert callable(i.handler)"
@@ -37,4 +37,4 @@ def test_the_zip_alone_imports_the_handler(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "capillary.intake" in result.stdout
+    assert "capillary.intake.handler" in result.stdout

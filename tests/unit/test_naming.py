@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capillary.naming import DeploymentNameError, deployment_names
+from capillary.contract.naming import DeploymentNameError, deployment_names
 
 valid_deployments = st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?\Z")
 

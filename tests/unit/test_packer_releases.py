@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from capillary.catalogue import load_catalogue, pkrvars_for
+from capillary.release.catalogue import load_catalogue, pkrvars_for
 
 REPO = Path(__file__).resolve().parents[2]
 RELEASES = REPO / "packer/releases"

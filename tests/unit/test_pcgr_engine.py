@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from capillary.config import ConsumerConfig, PcgrConfig
-from capillary.engines import EngineInputError, EngineSetupError, get_engine, run_process
-from capillary.engines.pcgr import build_args, default_sample_id, option_args, select_refdata
-from capillary.tarball import ExtractedSample, safe_extract
+from capillary.contract.tarball import ExtractedSample, safe_extract
+from capillary.worker.config import ConsumerConfig, PcgrConfig
+from capillary.worker.engines import EngineInputError, EngineSetupError, get_engine, run_process
+from capillary.worker.engines.pcgr import build_args, default_sample_id, option_args, select_refdata
 from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
 
@@ -328,7 +328,7 @@ def test_stop_event_kills_the_whole_process_group(tmp_path: Path) -> None:
     script = tmp_path / "tree.sh"
     script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {tmp_path}/child.pid\nwait\n")
     script.chmod(0o755)
-    from capillary.engines import EngineCommand
+    from capillary.worker.engines import EngineCommand
 
     stop = threading.Event()
     timer = threading.Timer(1.0, stop.set)
@@ -359,7 +359,7 @@ def alive(pid: int) -> bool:
 
 
 def test_timeout_kills_the_group(tmp_path: Path) -> None:
-    from capillary.engines import EngineCommand
+    from capillary.worker.engines import EngineCommand
 
     outcome = run_process(
         EngineCommand(["sleep", "30"], tmp_path), tmp_path / "log", timeout_s=0.5, stops=(threading.Event(),)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from capillary.pcgr_options import OPTIONS, validate_options, with_defaults
+from capillary.contract.pcgr_options import OPTIONS, validate_options, with_defaults
 
 
 def test_every_option_has_a_2x_flag_and_a_described_type() -> None:

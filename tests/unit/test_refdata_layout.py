@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from capillary.catalogue import CatalogueError, load_catalogue
-from capillary.pcgr_install import conda_plan
-from capillary.refdata import artifacts_for, current_refdata_dir, current_vep_dir, s3_key
+from capillary.release.catalogue import CatalogueError, load_catalogue
+from capillary.release.pcgr_install import conda_plan
+from capillary.release.refdata import artifacts_for, current_refdata_dir, current_vep_dir, s3_key
 
 
 def test_upstream_artifacts_land_in_versioned_directories() -> None:

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from capillary.catalogue import load_catalogue
-from capillary.releases import UpstreamError, compare, parse_releases, version_key
+from capillary.release.catalogue import load_catalogue
+from capillary.release.watcher import UpstreamError, compare, parse_releases, version_key
 
 
 def test_tags_become_versions_and_the_rest_is_skipped() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from capillary.samples import (
+from capillary.contract.samples import (
     SampleKey,
     SampleKeyError,
     parse_output_key,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from capillary.tarball import Limits, TarballError, safe_extract, validate_tarball
+from capillary.contract.tarball import Limits, TarballError, safe_extract, validate_tarball
 from tests.support.samples import make_sample_tarball, make_vcf, options_toml, vcf_text
 
 TOML = options_toml({"genome_assembly": "grch38", "assay": "WGS"}).encode()

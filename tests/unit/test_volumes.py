@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capillary.volumes import VolumeError, ebs_by_id_name, ebs_volume_mappings, find_data_volume
+from capillary.release.volumes import VolumeError, ebs_by_id_name, ebs_volume_mappings, find_data_volume
 
 NITRO_BY_ID = [
     "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol0aaaaaaaaaaaaaaaa",

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from capillary.config import ConfigError, ConfigUnavailableError, load_config
+from capillary.worker.config import ConfigError, ConfigUnavailableError, load_config
 
-log = logging.getLogger("capillary.consumer")
+log = logging.getLogger("capillary.worker.daemon")
 
 
 def register(subparsers: Any) -> None:
@@ -27,8 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from capillary.consumer import EXIT_CONFIG, Consumer
-    from capillary.engines import EngineSetupError
+    from capillary.worker.daemon import EXIT_CONFIG, Consumer
+    from capillary.worker.engines import EngineSetupError
 
     try:
         cfg = _load_with_retries(args.config)

@@ -27,6 +27,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from capillary.intake_local import main
+    from capillary.intake.local import main
 
     return main(queue_url=args.queue_url, once=args.once, wait_seconds=args.wait_seconds)

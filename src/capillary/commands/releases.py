@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capillary.releases import DEFAULT_URL, URL_ENV, UpstreamError
+from capillary.release.watcher import DEFAULT_URL, URL_ENV, UpstreamError
 
-log = logging.getLogger("capillary.releases")
+log = logging.getLogger("capillary.release.watcher")
 
 EXIT_UP_TO_DATE = 0
 EXIT_ERROR = 1
@@ -54,8 +54,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 def run_check(args: argparse.Namespace) -> int:
     # Imported here: every `capillary` command (the worker's `consume` too) builds this parser,
     # and the catalogue needs PyYAML, a controller-only dependency.
-    from capillary.catalogue import CatalogueError, load_catalogue
-    from capillary.releases import check
+    from capillary.release.catalogue import CatalogueError, load_catalogue
+    from capillary.release.watcher import check
 
     try:
         catalogue = load_catalogue(args.catalogue)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capillary.config import ENV_PREFIX, ConfigError, ConfigUnavailableError, load_config
+from capillary.worker.config import ENV_PREFIX, ConfigError, ConfigUnavailableError, load_config
 
 
 def register(subparsers: Any) -> None:
@@ -31,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from capillary.naming import DeploymentNameError, deployment_names
-    from capillary.status import StateFile, format_status, queue_depth, queue_status
+    from capillary.contract.naming import DeploymentNameError, deployment_names
+    from capillary.controller.status import format_status, queue_depth, queue_status
+    from capillary.worker.state import StateFile
 
     env = dict(os.environ)
     if args.deployment:

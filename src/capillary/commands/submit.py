@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capillary.samples import EXTENSION, KINDS, SampleKey, SampleKeyError
-from capillary.tarball import validate_tarball
+from capillary.contract.samples import EXTENSION, KINDS, SampleKey, SampleKeyError
+from capillary.contract.tarball import validate_tarball
 
 log = logging.getLogger("capillary.submit")
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from capillary.samples import OUTPUT_PREFIX, SampleKey, SampleKeyError, parse_output_key
-from capillary.tarball import validate_tarball
+from capillary.contract.samples import OUTPUT_PREFIX, SampleKey, SampleKeyError, parse_output_key
+from capillary.contract.tarball import validate_tarball
 
 
 def register(subparsers: Any) -> None:

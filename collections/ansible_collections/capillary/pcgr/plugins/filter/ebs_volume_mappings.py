@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""Device name -> EBS volume id of an instance, from `capillary.volumes` (its one home)."""
+"""Device name -> EBS volume id of an instance, from `capillary.release.volumes` (its one home)."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from capillary.volumes import ebs_volume_mappings as _mappings
+    from capillary.release.volumes import ebs_volume_mappings as _mappings
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     IMPORT_ERROR = exc
 else:

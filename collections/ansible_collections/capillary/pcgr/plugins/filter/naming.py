@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""The names of a deployment's resources, from `capillary.naming` (their one home)."""
+"""The names of a deployment's resources, from `capillary.contract.naming` (their one home)."""
 
 from __future__ import annotations
 
@@ -30,15 +30,15 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: The names, keyed as C(capillary.naming.DeploymentNames) fields.
+  description: The names, keyed as C(capillary.contract.naming.DeploymentNames) fields.
   type: dict
 """
 
 from ansible.errors import AnsibleFilterError
 
 try:
-    from capillary.naming import DeploymentNameError
-    from capillary.naming import deployment_names as _deployment_names
+    from capillary.contract.naming import DeploymentNameError
+    from capillary.contract.naming import deployment_names as _deployment_names
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     _IMPORT_ERROR: ImportError | None = exc
 else:

@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""The conda layout and commands of a PCGR release, from `capillary.pcgr_install` (its one home)."""
+"""The conda layout and commands of a PCGR release, from `capillary.release.pcgr_install` (its one home)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from capillary.pcgr_install import conda_plan
+    from capillary.release.pcgr_install import conda_plan
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     IMPORT_ERROR = exc
 else:

@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""What pcgr_refdata fetches and where it goes, from `capillary.refdata` (its one home)."""
+"""What pcgr_refdata fetches and where it goes, from `capillary.release.refdata` (its one home)."""
 
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from capillary.catalogue import CatalogueError
-    from capillary.refdata import artifacts_for
+    from capillary.release.catalogue import CatalogueError
+    from capillary.release.refdata import artifacts_for
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     IMPORT_ERROR = exc
 else:

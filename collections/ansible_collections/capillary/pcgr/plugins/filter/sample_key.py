@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""Sample keys in playbooks, from `capillary.samples` (their one home)."""
+"""Sample keys in playbooks, from `capillary.contract.samples` (their one home)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from capillary.samples import SampleKey, SampleKeyError
+    from capillary.contract.samples import SampleKey, SampleKeyError
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     _IMPORT_ERROR: ImportError | None = exc
 else:

@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""Which block device is the data volume, from `capillary.volumes` (its one home)."""
+"""Which block device is the data volume, from `capillary.release.volumes` (its one home)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
-    from capillary.volumes import VolumeError
-    from capillary.volumes import data_volume_device as _pick
+    from capillary.release.volumes import VolumeError
+    from capillary.release.volumes import data_volume_device as _pick
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     IMPORT_ERROR = exc
 else:

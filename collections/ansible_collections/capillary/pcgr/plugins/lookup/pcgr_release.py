@@ -1,6 +1,6 @@
 # Copyright: Capillary contributors
 # Apache License 2.0
-"""A PCGR release from the release catalogue, read by `capillary.catalogue` (its one parser)."""
+"""A PCGR release from the release catalogue, read by `capillary.release.catalogue` (its one parser)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ short_description: One PCGR release from the Capillary release catalogue
 version_added: 0.1.0
 description:
   - Returns the catalogue entry of a PCGR release (install details, reference bundle and VEP
-    cache per assembly, volume sizes) as a dict, parsed by C(capillary.catalogue).
+    cache per assembly, volume sizes) as a dict, parsed by C(capillary.release.catalogue).
   - Requires the C(capillary) Python package on the controller (C(pip install) this repository).
 options:
   _terms:
@@ -34,7 +34,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: One dict per term, shaped like C(capillary.catalogue.Release.as_dict()).
+  description: One dict per term, shaped like C(capillary.release.catalogue.Release.as_dict()).
   type: list
   elements: dict
 """
@@ -43,7 +43,7 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 try:
-    from capillary.catalogue import CatalogueError, load_catalogue
+    from capillary.release.catalogue import CatalogueError, load_catalogue
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     IMPORT_ERROR = exc
 else:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
-from capillary.catalogue import Release
+from capillary.release.catalogue import Release
 
 ENVS = ("pcgr", "pcgrr")
 

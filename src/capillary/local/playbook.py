@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
+from capillary.local.project import project_dir
+
+REPO = project_dir()
 _RECAP_LINE = re.compile(r"^(?P<host>\S+)\s+:\s+(?P<counts>(?:\w+=\d+\s*)+)$")
 _TASK_HEADER = re.compile(r"^TASK \[(?P<name>.*)\] \**$")
 _HOST_RESULT = re.compile(r"^(?P<status>ok|changed|skipping|failed|fatal|included): \[")

@@ -1,4 +1,4 @@
-"""Local stand-ins for PCGR's download sites: an HTTP server with Range and a local OCI registry.
+"""Local stand-ins for PCGR's download sites: an HTTP server with Range support.
 
 PCGR's bundles (GBs, on insilico.hpc.uio.no and ftp.ensembl.org) and images (ghcr.io) cannot be
 reached here, so the tests serve small artifacts with the real names and layout:
@@ -11,12 +11,10 @@ reached here, so the tests serve small artifacts with the real names and layout:
 - `make_test_catalogue(...)` writes a catalogue whose URLs point at the server (same file names) and
   whose sizes and sha256 are those of the small artifacts. Production reads the real catalogue
   unchanged; tests point `pcgr_refdata_catalogue` / `CAPILLARY_CATALOGUE` at this copy;
-- `OciRegistry` runs Debian's `docker-registry` on a free loopback port, and `push_pcgr_image`
-  builds a small image whose `pcgr --version` answers, tagged like the PCGR image.
 
 The artifacts are byte-for-byte reproducible (fixed mtimes, gzip header without a time), so a
 catalogue made from them has the same checksums from run to run. Booted targets for the roles
-live in `tests.support.podman_targets`.
+live in `tests.support.podman_targets`, the OCI registry in `tests.support.registry`.
 """
 
 from __future__ import annotations
@@ -25,16 +23,11 @@ import contextlib
 import gzip
 import hashlib
 import io
-import os
 import re
-import shutil
 import socket
-import subprocess
 import tarfile
-import tempfile
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -44,8 +37,7 @@ from typing import Any
 
 import yaml
 
-from capillary.catalogue import Release, default_path
-from tests.support.podman_targets import BASE_IMAGE
+from capillary.release.catalogue import Release, default_path
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -336,143 +328,24 @@ class ArtifactServer:
         self.stop()
 
 
-# ---------------------------------------------------------------------------------------------
-# a local OCI registry (Debian's docker-registry) and a small PCGR-like image
-# ---------------------------------------------------------------------------------------------
-
-REGISTRY_BIN = "/usr/bin/docker-registry"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class OciRegistry:
-    """`docker-registry` on 127.0.0.1:<free port>, with a temporary config and storage dir."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._tmp = Path(tempfile.mkdtemp(prefix="capillary-registry-"))
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> OciRegistry:
-        config = self._tmp / "config.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "version": 0.1,
-                    "log": {"level": "warn"},
-                    "storage": {"filesystem": {"rootdirectory": str(self._tmp / "storage")}},
-                    "http": {"addr": self.host},
-                }
-            )
-        )
-        log = open(self._tmp / "registry.log", "wb")  # noqa: SIM115 - closed with the process
-        self._proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://{self.host}/v2/", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"docker-registry did not start: {(self._tmp / 'registry.log').read_text()}")
-
-    def stop(self) -> None:
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-            self._proc = None
-        shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self) -> OciRegistry:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-PCGR_SCRIPT = """#!/bin/sh
-# A stand-in for PCGR inside the test image: answers --version like pcgr does, and reports
-# what it sees of its mounts and identity, so the wrapper's work can be checked.
-case "$1" in
-  --version) echo "pcgr {version}"; exit 0 ;;
-  --whoami) echo "uid=$(id -u) gid=$(id -g) xdg=$XDG_CACHE_HOME"; ls -A /mnt; exit 0 ;;
-  *) echo "pcgr stand-in: $*" >&2; exit 2 ;;
-esac
-"""
-
-
-def podman_env() -> dict[str, str]:
-    repo = Path(__file__).resolve().parents[2]
-    return {**os.environ, "CONTAINERS_CONF": str(repo / "tests" / "containers" / "containers.conf")}
-
-
-def push_pcgr_image(registry: OciRegistry, image: str, version: str) -> tuple[str, str]:
-    """Build a small image FROM the base image with a `pcgr` that answers --version; push it.
-
-    `image` is the catalogue's reference (e.g. ghcr.io/sigven/pcgr:2.3.2); the pushed copy keeps
-    its repository path and tag under the local registry: 127.0.0.1:<port>/sigven/pcgr:2.3.2.
-    Returns (that reference, its manifest digest).
-    """
-    path_and_tag = image.split("/", 1)[1] if "." in image.split("/", 1)[0] else image
-    local_ref = f"{registry.host}/{path_and_tag}"
-    build = Path(tempfile.mkdtemp(prefix="capillary-pcgr-image-"))
-    try:
-        (build / "pcgr").write_text(PCGR_SCRIPT.replace("{version}", version))
-        (build / "Containerfile").write_text(
-            f"FROM {BASE_IMAGE}\nCOPY pcgr /usr/local/bin/pcgr\nRUN chmod 0755 /usr/local/bin/pcgr\n"
-            'CMD ["/usr/local/bin/pcgr", "--version"]\n'
-        )
-        env = podman_env()
-        subprocess.run(
-            ["podman", "build", "-q", "-t", local_ref, str(build)], check=True, env=env, capture_output=True
-        )
-        digest_file = build / "digest"
-        subprocess.run(
-            ["podman", "push", "--tls-verify=false", "--digestfile", str(digest_file), local_ref],
-            check=True,
-            env=env,
-            capture_output=True,
-        )
-        subprocess.run(["podman", "rmi", "-f", local_ref], check=False, env=env, capture_output=True)
-        return local_ref, digest_file.read_text().strip()
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
-
-
 def iter_files(root: Path) -> Iterator[Path]:
     yield from sorted(p for p in root.rglob("*") if p.is_file())
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m tests.support.artifacts --dir D --catalogue-out F [--port P] [--versions 2.2.5,2.3.2]`
-    or `python -m tests.support.artifacts --registry-vars-out F`
+    """`python -m capillary.local.artifacts --dir D --catalogue-out F [--port P] [--versions 2.2.5,2.3.2]`
 
     Builds the artifacts of the chosen releases into D, serves D until SIGTERM, and writes a
     catalogue pointing at the server to F (for Molecule, which cannot run pytest fixtures).
-    With --registry-vars-out: runs the local OCI registry instead, pushes the PCGR stand-in image
-    of the current release, and writes the pcgr role's variables for it to F.
     """
     import argparse
     import signal
 
-    from capillary.catalogue import load_catalogue
+    from capillary.release.catalogue import load_catalogue
 
-    p = argparse.ArgumentParser(prog="python -m tests.support.artifacts")
-    p.add_argument("--dir", type=Path)
-    p.add_argument("--catalogue-out", type=Path)
-    p.add_argument("--registry-vars-out", type=Path)
+    p = argparse.ArgumentParser(prog="python -m capillary.local.artifacts")
+    p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--catalogue-out", type=Path, required=True)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--versions", default="")
     p.add_argument("--current", default="")
@@ -483,27 +356,6 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if args.registry_vars_out:
-        release = catalogue.current
-        with OciRegistry() as registry:
-            ref, digest = push_pcgr_image(registry, release.install.image, release.version)
-            tmp = args.registry_vars_out.with_suffix(".tmp")
-            tmp.write_text(
-                yaml.safe_dump(
-                    {
-                        "pcgr_container_image": ref,
-                        "pcgr_container_tls_verify": False,
-                        "pcgr_test_release": release.version,
-                        "pcgr_test_digest": digest,
-                    }
-                )
-            )
-            tmp.replace(args.registry_vars_out)  # appears whole: Molecule waits for it
-            print(ref, flush=True)
-            stop.wait(args.lifetime or None)
-        return 0
-    if not args.dir or not args.catalogue_out:
-        p.error("--dir and --catalogue-out are required (or --registry-vars-out)")
     versions = tuple(v for v in args.versions.split(",") if v) or (catalogue.current.version,)
     for version in versions:
         build_artifacts(args.dir, catalogue.release(version), tuple(args.assemblies.split(",")))

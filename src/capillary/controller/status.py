@@ -1,50 +1,13 @@
-"""This worker's state file and `capillary status`: the queue as SQS sees it, and what we are doing.
+"""`capillary status`: a work queue as SQS sees it, beside what this worker's state file says.
 
-The daemon rewrites a small JSON file (default `/run/capillary/state.json`, the unit's
-RuntimeDirectory) whenever its state changes; `capillary status` reads it beside the queue's
-counters and its dead-letter queue's depth (and, given a deployment, its intake-failures queue's).
+The queue's counters and its dead-letter queue's depth (and, given a deployment, its
+intake-failures queue's), and the daemon's state file (`capillary.worker.state`).
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
-
-log = logging.getLogger("capillary.status")
-
-
-class StateFile:
-    """Atomic writes of the daemon's state; a path we cannot write is logged once, never fatal."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._warned = False
-
-    def write(self, state: dict[str, Any]) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".state-")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(state, fh, sort_keys=True)
-            Path(tmp).chmod(0o644)
-            Path(tmp).replace(self.path)
-        except OSError as exc:
-            if not self._warned:
-                log.warning(
-                    "cannot write the state file %s: %s", self.path, exc.strerror, extra={"phase": "state"}
-                )
-                self._warned = True
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            data: dict[str, Any] = json.loads(self.path.read_text())
-            return data
-        except (OSError, ValueError):
-            return None
 
 
 def queue_status(sqs: Any, queue_url: str) -> dict[str, Any]:

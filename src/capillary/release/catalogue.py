@@ -172,7 +172,7 @@ def default_path() -> Path:
     override = os.environ.get(ENV_OVERRIDE)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "catalogue" / "pcgr_releases.yml"
+    return Path(__file__).resolve().parents[3] / "catalogue" / "pcgr_releases.yml"
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
@@ -343,7 +343,7 @@ def pkrvars_for(release: Release) -> str:
     width = max(len(k) for k, _ in pins)
     lines = [
         f"# PCGR {release.version}: generated from catalogue/pcgr_releases.yml by",
-        "# capillary.catalogue.pkrvars_for; edit the catalogue, not this file.",
+        "# capillary.release.catalogue.pkrvars_for; edit the catalogue, not this file.",
     ]
     for key, value in pins:
         rendered = f'"{value}"' if isinstance(value, str) else str(value)

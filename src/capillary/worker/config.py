@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from capillary.pcgr_options import ASSEMBLIES
+from capillary.contract.pcgr_options import ASSEMBLIES
 
 DEFAULT_CONFIG = Path("/etc/capillary/consumer.toml")
 ENV_PREFIX = "CAPILLARY_"
@@ -214,7 +214,9 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
     """Cross-field checks; returns `cfg` or raises ConfigError naming the field."""
     if not cfg.queue_url.startswith(("https://", "http://")):
         raise ConfigError(f"queue_url: expected an SQS queue URL (http[s]://…), got {cfg.queue_url!r}")
-    from capillary.engines import available  # the engines package never imports this module at run time
+    from capillary.worker.engines import (
+        available,  # the engines package never imports this module at run time
+    )
 
     if cfg.engine not in available():
         raise ConfigError(f"engine: {cfg.engine!r} is not one of {', '.join(available())}")

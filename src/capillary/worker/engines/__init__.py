@@ -1,6 +1,6 @@
 """Engines turn one unpacked sample into reports; the consumer only runs the command they build.
 
-An engine is a module `capillary.engines.<name>` exposing `ENGINE`, a class taking the consumer's
+An engine is a module `capillary.worker.engines.<name>` exposing `ENGINE`, a class taking the consumer's
 configuration. Configuration names the engine (`engine = "summary"`); nothing guesses. Adding an
 engine means adding one module.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from capillary.config import ConsumerConfig
-    from capillary.tarball import ExtractedSample
+    from capillary.contract.tarball import ExtractedSample
+    from capillary.worker.config import ConsumerConfig
 
 KILL_GRACE_S = 3.0
 
@@ -69,7 +69,7 @@ def available() -> list[str]:
 def get_engine(name: str, cfg: ConsumerConfig) -> Engine:
     if name not in available():
         raise EngineSetupError(f"engine {name!r} is not one of {', '.join(available())}")
-    module = importlib.import_module(f"capillary.engines.{name}")
+    module = importlib.import_module(f"capillary.worker.engines.{name}")
     engine: Engine = module.ENGINE(cfg)
     return engine
 

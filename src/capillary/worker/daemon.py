@@ -38,20 +38,20 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from capillary import __version__
-from capillary.config import SQS_MAX_VISIBILITY_S, ConsumerConfig
-from capillary.engines import (
+from capillary.contract.samples import SampleKey, SampleKeyError
+from capillary.contract.tarball import TarballError, safe_extract
+from capillary.worker.config import SQS_MAX_VISIBILITY_S, ConsumerConfig
+from capillary.worker.engines import (
     EngineInputError,
     EngineSetupError,
     ProcessOutcome,
     get_engine,
     run_process,
 )
-from capillary.imds import IMDSClient, IMDSError
-from capillary.samples import SampleKey, SampleKeyError
-from capillary.status import StateFile
-from capillary.tarball import TarballError, safe_extract
+from capillary.worker.imds import IMDSClient, IMDSError
+from capillary.worker.state import StateFile
 
-log = logging.getLogger("capillary.consumer")
+log = logging.getLogger("capillary.worker.daemon")
 
 EXIT_OK = 0
 EXIT_IDLE = 75

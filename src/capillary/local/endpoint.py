@@ -19,7 +19,7 @@ template's volumes, as AWS does, so a spot build's data volume is where it was a
 
 Used by the pytest fixtures (tests/conftest.py), the benchmarks and `make demo`:
 
-    python -m tests.support.localaws --port 0 --seed-spot tests/data/spot/eu-west-1.json
+    python -m capillary.local.endpoint --port 0 --seed-spot tests/data/spot/eu-west-1.json
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def select_prices(
     series: Iterable[SpotPrice],
     instance_types: list[str],
     product_descriptions: list[str],
-    filters: Mapping[str, list[str]],
+    filters: Mapping[str, Any],  # name -> list of values (moto's querystring parse)
     start: dt.datetime | None,
     end: dt.datetime | None,
 ) -> list[SpotPrice]:

@@ -1,6 +1,6 @@
 """`pcgr`: the PCGR command for one sample, built from its TOML for the installed release.
 
-The sample's options are checked against `capillary.pcgr_options` before anything runs; an
+The sample's options are checked against `capillary.contract.pcgr_options` before anything runs; an
 unknown or invalid option, or one the installed release does not have, is an EngineInputError
 naming it. Paths and run-time switches are set here, never by the sample.
 
@@ -28,12 +28,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capillary.engines import EngineCommand, EngineInputError, EngineSetupError
-from capillary.pcgr_options import OPTIONS, validate_options
+from capillary.contract.pcgr_options import OPTIONS, validate_options
+from capillary.worker.engines import EngineCommand, EngineInputError, EngineSetupError
 
 if TYPE_CHECKING:
-    from capillary.config import ConsumerConfig, PcgrConfig
-    from capillary.tarball import ExtractedSample
+    from capillary.contract.tarball import ExtractedSample
+    from capillary.worker.config import ConsumerConfig, PcgrConfig
 
 _SAMPLE_ID_MAX = 35
 _CONTAINER_INPUT = "/mnt/input"

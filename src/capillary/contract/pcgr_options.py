@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from capillary.problems import Problem
+from capillary.contract.problems import Problem
 
 OptionType = Literal["str", "int", "float", "bool"]
 

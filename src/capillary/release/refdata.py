@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
-from capillary.catalogue import CatalogueError, Release
+from capillary.release.catalogue import CatalogueError, Release
 
 DEFAULT_ROOT = "/srv/capillary"
 SOURCES = ("upstream", "s3", "path")

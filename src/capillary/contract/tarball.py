@@ -1,7 +1,7 @@
 """Offline validation and safe extraction of a sample tarball, through one code path.
 
 A sample tarball holds one or more bgzipped VCFs (`.vcf.gz`, optional `.tbi`/`.csi` indexes), one
-`.toml` with the sample's PCGR options (see `capillary.pcgr_options`) and optionally one
+`.toml` with the sample's PCGR options (see `capillary.contract.pcgr_options`) and optionally one
 copy-number `.tsv`. `validate_tarball` and `safe_extract` both stream the archive once through
 `_Scanner`: every member is checked (path, type, size, count, compression ratio) before a byte of
 it is read, and extraction additionally passes each member through `tarfile.data_filter` as the
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from capillary import assemblies
-from capillary.pcgr_options import validate_options
-from capillary.problems import Problem
+from capillary.contract import assemblies
+from capillary.contract.pcgr_options import validate_options
+from capillary.contract.problems import Problem
 
 __all__ = [
     "ExtractedSample",
@@ -241,7 +241,7 @@ class _VcfInspector:
         self.contig_lengths[name] = int(length) if length.isdigit() else -1
 
     def assembly_problems(self, assembly: str) -> list[Problem]:
-        """Rules that tie the VCF to the TOML's genome_assembly (see `capillary.assemblies`)."""
+        """Rules that tie the VCF to the TOML's genome_assembly (see `capillary.contract.assemblies`)."""
         problems: list[Problem] = []
         other = "grch37" if assembly == "grch38" else "grch38"
         names = set(self.contig_lengths) | self.contigs_seen

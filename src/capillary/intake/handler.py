@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
-from capillary.samples import (
+from capillary.contract.samples import (
     INPUT_PREFIX,
     OUTPUT_PREFIX,
     SampleKey,
@@ -44,7 +44,7 @@ from capillary.samples import (
     rejected_key,
 )
 
-log = logging.getLogger("capillary.intake")
+log = logging.getLogger("capillary.intake.handler")
 
 PAYLOAD_SCHEMA = "capillary.intake/v1"
 WEBHOOK_KINDS = ("stackstorm", "awx", "eda", "json")

@@ -1,4 +1,4 @@
-"""The whole flow on one machine: `make demo` (python -m tests.support.localrun).
+"""The whole flow on one machine: `make demo` (python -m capillary.local.run).
 
 A local AWS endpoint (moto, with a recorded spot price series), `playbooks/intake.yml` on it, the
 local bake of the worker image (`playbooks/bake.yml`, cached per release and commit; the
@@ -34,15 +34,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from capillary.catalogue import load_catalogue
-from capillary.intake import Clients, IntakeConfig
-from capillary.intake_local import poll_once
-from capillary.naming import deployment_names
-from capillary.samples import SampleKey
-from tests.support.bake import local_bake
-from tests.support.localaws import LocalAWS, load_spot_series
-from tests.support.playbook import REPO, Recap, run_playbook
-from tests.support.podman_targets import podman
+from capillary.contract.naming import deployment_names
+from capillary.contract.samples import SampleKey
+from capillary.intake.handler import Clients, IntakeConfig
+from capillary.intake.local import poll_once
+from capillary.local.bake import local_bake
+from capillary.local.endpoint import LocalAWS, load_spot_series
+from capillary.local.playbook import REPO, Recap, run_playbook
+from capillary.local.podman import podman
+from capillary.release.catalogue import load_catalogue
 
 EXAMPLES = REPO / "examples"
 SPOT_SERIES = REPO / "tests" / "data" / "spot" / "eu-west-1.json"
@@ -78,7 +78,7 @@ class WebhookReceiver:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/hooks/capillary"
+        return f"http://{host!s}:{port}/hooks/capillary"
 
     def start(self) -> WebhookReceiver:
         self._thread.start()
@@ -445,8 +445,8 @@ class LocalRun:
                 return
             time.sleep(2)
         self.result.workers_left = self.workers()
-        left = ", ".join(self.result.workers_left)
-        self.say(f"   still up after the idle time: {left} (down.yml removes them)")
+        still_up = ", ".join(self.result.workers_left)
+        self.say(f"   still up after the idle time: {still_up} (down.yml removes them)")
 
     def _collect(self) -> None:
         s3 = self.aws.client("s3")
@@ -474,8 +474,8 @@ class LocalRun:
         self.say(f"\n   the webhook receiver got {len(self.result.notifications)} notifications:")
         for note in self.result.notifications:
             link = note.get("download_url") or ""
-            shown = link[:60] + "..." if len(link) > 60 else link
-            self.say(f"     {note.get('event', '?'):<16} {note.get('key', '')}  {shown}")
+            link_shown = link[:60] + "..." if len(link) > 60 else link
+            self.say(f"     {note.get('event', '?'):<16} {note.get('key', '')}  {link_shown}")
         for name, report in self.result.error_reports.items():
             self.say(f"\n   error report of {name} (outputs/…-error.json):")
             for field_name in ("reason", "phase", "attempt", "final_attempt", "dead_letter_queue"):

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capillary.catalogue import Release, load_catalogue
-from tests.support.artifacts import ArtifactServer, build_artifacts, make_test_catalogue
+from capillary.local.artifacts import ArtifactServer, build_artifacts, make_test_catalogue
+from capillary.release.catalogue import Release, load_catalogue
 
 BAKE_ROLES = ("data_volume", "pcgr_refdata", "pcgr_consumer")
 ARTIFACT_PORT = 47207

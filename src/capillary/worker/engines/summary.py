@@ -4,7 +4,7 @@ Writes `summary.tsv` (one row per VCF and metric) and `summary.html` into the ou
 plus each VCF's full `bcftools stats` text. The image smoke tests and the local run use it; the
 `delay_s` setting stretches a run for fault tests (visibility heartbeat, spot notice, kill -9).
 
-Runs as `python -m capillary.engines.summary --out DIR [--delay-s S] VCF...`, so the consumer
+Runs as `python -m capillary.worker.engines.summary --out DIR [--delay-s S] VCF...`, so the consumer
 handles it like any other engine process.
 """
 
@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from capillary.engines import EngineCommand, EngineInputError
+from capillary.worker.engines import EngineCommand, EngineInputError
 
 if TYPE_CHECKING:
-    from capillary.config import ConsumerConfig
-    from capillary.tarball import ExtractedSample
+    from capillary.contract.tarball import ExtractedSample
+    from capillary.worker.config import ConsumerConfig
 
 # `bcftools stats` SN rows we report, by their label.
 _METRICS = {
@@ -57,7 +57,7 @@ class SummaryEngine:
     def command(self, sample: ExtractedSample, sample_id: str, outdir: Path) -> EngineCommand:
         if not sample.vcfs:
             raise EngineInputError(["the sample holds no .vcf.gz file"])
-        argv = [sys.executable, "-m", "capillary.engines.summary", "--out", str(outdir)]
+        argv = [sys.executable, "-m", "capillary.worker.engines.summary", "--out", str(outdir)]
         argv += ["--bcftools", self.bcftools, "--sample-id", sample_id]
         if self.delay_s:
             argv += ["--delay-s", str(self.delay_s)]

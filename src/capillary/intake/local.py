@@ -15,9 +15,9 @@ import threading
 from types import FrameType
 from typing import Any
 
-from capillary.intake import Clients, IntakeConfig, IntakeError, handle_event
+from capillary.intake.handler import Clients, IntakeConfig, IntakeError, handle_event
 
-log = logging.getLogger("capillary.intake_local")
+log = logging.getLogger("capillary.intake.local")
 
 
 def poll_once(

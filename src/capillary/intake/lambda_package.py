@@ -5,7 +5,7 @@ Lambda task sees an unchanged code hash on a re-run and reports no change. Only 
 handler imports go in (`HANDLER_FILES`), so work elsewhere in the package never redeploys it.
 boto3 is provided by the Lambda runtime; the handler needs nothing else.
 
-    python -m capillary.lambda_package DEST.zip   # prints "changed" or "unchanged"
+    python -m capillary.intake.lambda_package DEST.zip   # prints "changed" or "unchanged"
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 # The handler's import closure (tests/unit/test_lambda_package.py proves it is closed).
 HANDLER_FILES = (
     "__init__.py",
-    "data/webhook_payload.schema.json",
-    "intake.py",
+    "contract/__init__.py",
+    "contract/samples.py",
+    "intake/__init__.py",
+    "intake/data/webhook_payload.schema.json",
+    "intake/handler.py",
     "logs.py",
     "py.typed",
-    "samples.py",
 )
 
 
@@ -61,7 +63,7 @@ def write_if_changed(dest: Path, root: Path | None = None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m capillary.lambda_package", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m capillary.intake.lambda_package", description=__doc__)
     parser.add_argument("dest", type=Path)
     parser.add_argument("--source", type=Path, default=None, help="the capillary package directory")
     args = parser.parse_args(argv)

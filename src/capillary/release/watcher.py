@@ -1,7 +1,7 @@
 """The release watcher: PCGR's upstream releases against the release catalogue.
 
 Upstream is a GitHub releases API URL (configurable, so tests and mirrors serve their own); the
-catalogue is `catalogue/pcgr_releases.yml` through `capillary.catalogue`. A release upstream that
+catalogue is `catalogue/pcgr_releases.yml` through `capillary.release.catalogue`. A release upstream that
 the catalogue does not know, newer than every catalogue release, is *new*: the watcher prints the
 catalogue entry to fill in (bundle date, VEP version, checksums cannot be guessed; they are
 marked TODO and `confirmed: false`).
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the catalogue needs PyYAML, which the worker image does not install
-    from capillary.catalogue import Catalogue, Release
+    from capillary.release.catalogue import Catalogue, Release
 
 DEFAULT_URL = "https://api.github.com/repos/sigven/pcgr/releases"
 URL_ENV = "CAPILLARY_RELEASES_URL"

@@ -1,0 +1,1 @@
+"""What runs on an operator's machine against a deployment: status and submission helpers."""

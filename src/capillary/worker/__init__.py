@@ -1,0 +1,1 @@
+"""What runs on a worker: the consumer daemon (`capillary consume`), its engines and configuration."""
