@@ -27,7 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from capillary.worker.daemon import EXIT_CONFIG, Consumer
+    from capillary.contract.layout import EXIT_CONFIG
+    from capillary.worker.daemon import Consumer
     from capillary.worker.engines import EngineSetupError
 
     try:

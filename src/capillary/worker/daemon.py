@@ -38,6 +38,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from capillary import __version__
+from capillary.contract.layout import EXIT_IDLE, EXIT_OK
 from capillary.contract.samples import SampleKey, SampleKeyError
 from capillary.contract.tarball import TarballError, safe_extract
 from capillary.worker.config import SQS_MAX_VISIBILITY_S, ConsumerConfig
@@ -53,9 +54,6 @@ from capillary.worker.state import StateFile
 
 log = logging.getLogger("capillary.worker.daemon")
 
-EXIT_OK = 0
-EXIT_IDLE = 75
-EXIT_CONFIG = 78
 CHUNK = 1024 * 1024
 # Leave this much of SQS's 12-hour window for the report and the hand-back.
 _VISIBILITY_MARGIN_S = 120
