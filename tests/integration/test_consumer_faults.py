@@ -1,11 +1,12 @@
 """The consumer under faults: the daemon as a real subprocess against the local AWS endpoint.
 
 Each test starts `capillary consume` (the venv's console script) with a TOML config, real S3 and
-SQS on moto, real tarballs (tests.support.samples) and the real `summary` engine; `summary.delay_s`
-stretches a run where a fault must land during the engine. Times are scaled down (a 6 s visibility
-timeout instead of 30 s) so the file runs in a couple of minutes on two cores;
-CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full 90 s / 30 s. The `pcgr` engine
-tests run a stand-in for the PCGR executable alone (which cannot run here) that records its argv.
+SQS on moto, real tarballs (tests.support.samples) and the real `summary` engine; a slow stand-in
+for bcftools (tests.support.slow_tools) stretches a run where a fault must land during the engine.
+Times are scaled down (a 6 s visibility timeout instead of 30 s) so the file runs in a couple of
+minutes on two cores; CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full
+90 s / 30 s. The `pcgr` engine tests run a stand-in for the PCGR executable alone (which cannot
+run here) that records its argv.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from capillary.local.endpoint import LocalAWS
 from tests.support.imds import LocalIMDS
 from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
+from tests.support.slow_tools import slow_bcftools
 
 pytestmark = pytest.mark.integration
 
@@ -205,8 +207,12 @@ class World:
         *,
         once: bool = False,
         env: dict[str, str] | None = None,
+        engine_s: float = 0,
         **overrides: Any,
     ) -> Daemon:
+        """Start `capillary consume`; `engine_s` makes each `summary` run take that long."""
+        if engine_s:
+            overrides["summary__bcftools"] = str(slow_bcftools(self.tmp / name, engine_s))
         cfg = self.config(name, **overrides)
         log_path = self.tmp / name / "daemon.log"
         argv = [str(CAPILLARY), "consume", "--config", str(cfg)] + (["--once"] if once else [])
@@ -304,7 +310,7 @@ def test_kill_9_during_the_engine_message_returns_and_is_processed_exactly_once(
     # GIVEN a daemon in the middle of a 6-second engine run
     key = world.upload_sample()
     world.send(key)
-    first = world.start("w", summary__delay_s=6)
+    first = world.start("w", engine_s=6)
     first.wait_phase("engine")
     # WHEN it is killed with SIGKILL (no drain, no hand-back; systemd kills the engine's group)
     first.proc.kill()
@@ -313,7 +319,7 @@ def test_kill_9_during_the_engine_message_returns_and_is_processed_exactly_once(
     assert world.keys() == []
     # THEN a restarted daemon removes the stale workspace, gets the message after its
     # visibility expires, and produces exactly one output
-    second = world.start("w", summary__delay_s=0)
+    second = world.start("w")
     wait_for(lambda: world.queue_counts() == (0, 0), 60, "the message to be processed and deleted")
     assert world.output_versions(key) == 1
     name = key.removeprefix("inputs/").removesuffix(".tar.gz")
@@ -468,8 +474,8 @@ def test_duplicate_message_and_racing_consumers_give_one_output(world: World) ->
     world.send(key)
     world.send(key)
     # WHEN two consumers race on the queue, both runs overlapping
-    a = world.start("a", summary__delay_s=2)
-    b = world.start("b", summary__delay_s=2)
+    a = world.start("a", engine_s=2)
+    b = world.start("b", engine_s=2)
     wait_for(lambda: world.queue_counts() == (0, 0), 60, "both messages deleted")
     # THEN one output was ever written, and both messages are gone
     assert world.output_versions(key) == 1
@@ -551,7 +557,7 @@ def test_s3_unreachable_during_upload_keeps_the_message_and_it_is_processed_late
     try:
         key = world.upload_sample()
         world.send(key)
-        daemon = world.start(summary__delay_s=3, retry_backoff_s=4, env={"AWS_ENDPOINT_URL_S3": proxy.url})
+        daemon = world.start(engine_s=3, retry_backoff_s=4, env={"AWS_ENDPOINT_URL_S3": proxy.url})
         daemon.wait_phase("engine")
         # WHEN S3 goes away before the upload
         proxy.down()
@@ -582,7 +588,7 @@ def test_long_engine_run_is_never_visible_to_a_second_consumer(world: World) -> 
     key = world.upload_sample()
     world.send(key)
     worker = world.start(
-        "worker", summary__delay_s=run_s, visibility_timeout_s=visibility, heartbeat_s=visibility // 3
+        "worker", engine_s=run_s, visibility_timeout_s=visibility, heartbeat_s=visibility // 3
     )
     worker.wait_phase("engine")
     # WHEN a second consumer polls the same queue for the whole run
@@ -602,7 +608,7 @@ def test_spot_notice_hands_the_message_back_within_10_s_and_wipes_the_workspace(
         # GIVEN a daemon polling the local IMDSv2 every second, mid-way through a long engine run
         key = world.upload_sample()
         world.send(key)
-        daemon = world.start(imds_enabled=True, imds_url=imds.url, spot_poll_s=1, summary__delay_s=60)
+        daemon = world.start(imds_enabled=True, imds_url=imds.url, spot_poll_s=1, engine_s=60)
         daemon.wait_phase("engine")
         assert world.workspaces() != []
         # WHEN AWS issues a spot interruption notice
@@ -623,7 +629,7 @@ def test_spot_notice_hands_the_message_back_within_10_s_and_wipes_the_workspace(
 def test_sigterm_drains_like_a_spot_notice(world: World) -> None:
     key = world.upload_sample()
     world.send(key)
-    daemon = world.start(summary__delay_s=60)
+    daemon = world.start(engine_s=60)
     daemon.wait_phase("engine")
     started = time.monotonic()
     assert daemon.stop() == 0
@@ -655,7 +661,7 @@ def test_unreachable_endpoint_at_boot_keeps_retrying_without_crashing(world: Wor
 def test_status_shows_queue_dlq_and_worker_state(world: World) -> None:
     key = world.upload_sample()
     world.send(key)
-    daemon = world.start(summary__delay_s=30)
+    daemon = world.start(engine_s=30)
     daemon.wait_phase("engine")
     cfg = world.tmp / "consumer" / "consumer.toml"
     out = subprocess.run(
