@@ -83,16 +83,24 @@ class _Bench:
         self.aws.stop()
 
     def upload(self, tarball: Path) -> str:
+        from capillary.contract.message import META_SHA256
+
         key = f"inputs/{tarball.name}"
         self.s3.upload_file(
-            str(tarball), self.bucket, key, ExtraArgs={"Metadata": {"sha256": _sha256(tarball)}}
+            str(tarball), self.bucket, key, ExtraArgs={"Metadata": {META_SHA256: _sha256(tarball)}}
         )
         return key
 
     def send(self, key: str) -> None:
-        self.sqs.send_message(
-            QueueUrl=self.queue_url, MessageBody=json.dumps({"bucket": self.bucket, "key": key})
+        """The message the intake queues for `key`: its etag and size included."""
+        from capillary.contract.message import WorkMessage
+        from capillary.contract.samples import SampleKey
+
+        head = self.s3.head_object(Bucket=self.bucket, Key=key)
+        message = WorkMessage.for_sample(
+            SampleKey.parse(key), bucket=self.bucket, size=head["ContentLength"], etag=head["ETag"]
         )
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_body())
 
     def config(self, name: str) -> Path:
         work = self.root / name

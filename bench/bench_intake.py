@@ -47,6 +47,7 @@ def _stack(aws: Any) -> tuple[Any, Any, str, str, str]:
 
 
 def run() -> list[Figure]:
+    from capillary.contract.message import WorkMessage
     from capillary.contract.samples import SampleKey
     from capillary.contract.tarball import validate_tarball
     from capillary.intake.handler import Clients, IntakeConfig, handle_event
@@ -78,7 +79,7 @@ def run() -> list[Figure]:
                         sqs.delete_message(QueueUrl=events, ReceiptHandle=message["ReceiptHandle"])
                         handled = handled or key in outcome.queued
                 visible = sqs.receive_message(QueueUrl=work, WaitTimeSeconds=5).get("Messages", [])
-                assert visible and json.loads(visible[0]["Body"])["key"] == key
+                assert visible and WorkMessage.from_body(visible[0]["Body"]).key == key
                 latencies.append(time.perf_counter() - t0)
                 sqs.delete_message(QueueUrl=work, ReceiptHandle=visible[0]["ReceiptHandle"])
         finally:

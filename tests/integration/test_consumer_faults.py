@@ -1,11 +1,12 @@
 """The consumer under faults: the daemon as a real subprocess against the local AWS endpoint.
 
 Each test starts `capillary consume` (the venv's console script) with a TOML config, real S3 and
-SQS on moto, real tarballs (tests.support.samples) and the real `summary` engine; `summary.delay_s`
-stretches a run where a fault must land during the engine. Times are scaled down (a 6 s visibility
-timeout instead of 30 s) so the file runs in a couple of minutes on two cores;
-CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full 90 s / 30 s. The `pcgr` engine
-tests run a stand-in for the PCGR executable alone (which cannot run here) that records its argv.
+SQS on moto, real tarballs (tests.support.samples) and the real `summary` engine; a slow stand-in
+for bcftools (tests.support.slow_tools) stretches a run where a fault must land during the engine.
+Times are scaled down (a 6 s visibility timeout instead of 30 s) so the file runs in a couple of
+minutes on two cores; CAPILLARY_FULL_FAULTS=1 runs the heartbeat test at the issue's full
+90 s / 30 s. The `pcgr` engine tests run a stand-in for the PCGR executable alone (which cannot
+run here) that records its argv.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from typing import Any
 import boto3
 import pytest
 
+from capillary.contract.message import META_INPUT_ETAG, META_SHA256, WorkMessage
+from capillary.contract.samples import SampleKey
 from capillary.local.endpoint import LocalAWS
 from tests.support.imds import LocalIMDS
 from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
+from tests.support.slow_tools import slow_bcftools
 
 pytestmark = pytest.mark.integration
 
@@ -107,29 +111,23 @@ class World:
         tarball = make_sample_tarball(self.tmp / "samples", batch=batch, **kwargs)
         data = tarball.read_bytes()
         key = f"inputs/{tarball.name}"
-        meta = {"sha256": hashlib.sha256(data).hexdigest()} if sha256 else {}
+        meta = {META_SHA256: hashlib.sha256(data).hexdigest()} if sha256 else {}
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=data, Metadata=meta)
         return key
 
-    def send(self, key: str) -> None:
-        head = (
-            self.s3.head_object(Bucket=self.bucket, Key=key)
-            if self.exists(key)
-            else {"ETag": '""', "ContentLength": 0}
+    def send(self, key: str, *, version: bool = True) -> None:
+        """Queue the message the intake would for `key` as it is now; `version=False` leaves out
+        the etag and size, as a hand-written (or an older intake's) message does."""
+        head = self.s3.head_object(Bucket=self.bucket, Key=key) if version and self.exists(key) else {}
+        message = WorkMessage.for_sample(
+            SampleKey.parse(key),
+            bucket=self.bucket,
+            size=head.get("ContentLength"),
+            etag=head["ETag"].strip('"') if head else None,
+            event_time="2026-11-21T00:00:00Z",
+            sequencer="0055AED6DCD90281E5",
         )
-        batch, uuid, kind = key.removeprefix("inputs/").removesuffix(".tar.gz").rsplit("-", 2)
-        body = {
-            "bucket": self.bucket,
-            "key": key,
-            "batch": batch,
-            "uuid": uuid,
-            "kind": kind,
-            "size": head["ContentLength"],
-            "etag": head["ETag"].strip('"'),
-            "event_time": "2026-11-21T00:00:00Z",
-            "sequencer": "0055AED6DCD90281E5",
-        }
-        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body))
+        self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=message.to_body())
 
     def exists(self, key: str) -> bool:
         return bool(self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("KeyCount"))
@@ -148,6 +146,11 @@ class World:
             self.s3.get_object(Bucket=self.bucket, Key=error_key)["Body"].read()
         )
         return data
+
+    def run_json(self, key: str) -> dict[str, Any]:
+        name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+        run: dict[str, Any] = json.loads(self.output_members(key)[f"{name}/run.json"])
+        return run
 
     def output_members(self, key: str) -> dict[str, bytes]:
         out_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-output.tar.gz")
@@ -205,8 +208,12 @@ class World:
         *,
         once: bool = False,
         env: dict[str, str] | None = None,
+        engine_s: float = 0,
         **overrides: Any,
     ) -> Daemon:
+        """Start `capillary consume`; `engine_s` makes each `summary` run take that long."""
+        if engine_s:
+            overrides["summary__bcftools"] = str(slow_bcftools(self.tmp / name, engine_s))
         cfg = self.config(name, **overrides)
         log_path = self.tmp / name / "daemon.log"
         argv = [str(CAPILLARY), "consume", "--config", str(cfg)] + (["--once"] if once else [])
@@ -304,7 +311,7 @@ def test_kill_9_during_the_engine_message_returns_and_is_processed_exactly_once(
     # GIVEN a daemon in the middle of a 6-second engine run
     key = world.upload_sample()
     world.send(key)
-    first = world.start("w", summary__delay_s=6)
+    first = world.start("w", engine_s=6)
     first.wait_phase("engine")
     # WHEN it is killed with SIGKILL (no drain, no hand-back; systemd kills the engine's group)
     first.proc.kill()
@@ -313,7 +320,7 @@ def test_kill_9_during_the_engine_message_returns_and_is_processed_exactly_once(
     assert world.keys() == []
     # THEN a restarted daemon removes the stale workspace, gets the message after its
     # visibility expires, and produces exactly one output
-    second = world.start("w", summary__delay_s=0)
+    second = world.start("w")
     wait_for(lambda: world.queue_counts() == (0, 0), 60, "the message to be processed and deleted")
     assert world.output_versions(key) == 1
     name = key.removeprefix("inputs/").removesuffix(".tar.gz")
@@ -359,7 +366,7 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
         Bucket=world.bucket,
         Key=mismatch,
         CopySource={"Bucket": world.bucket, "Key": mismatch},
-        Metadata={"sha256": "0" * 64},
+        Metadata={META_SHA256: "0" * 64},
         MetadataDirective="REPLACE",
     )
     world.send(mismatch)
@@ -379,6 +386,123 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
     assert world.workspaces() == []
     # AND nothing was deleted: the messages return (and reach the DLQ after three tries)
     assert world.queue_counts()[1] == 3
+
+
+def test_an_input_replaced_after_its_message_gives_one_output_of_the_newest_upload(world: World) -> None:
+    # GIVEN a versioned bucket, a sample's message, and then a second upload of the same key
+    # (with its own message) before any worker ran
+    world.s3.put_bucket_versioning(Bucket=world.bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = world.upload_sample(batch="redo")
+    world.send(key)
+    first_etag = world.s3.head_object(Bucket=world.bucket, Key=key)["ETag"].strip('"')
+    replacement = make_sample_tarball(world.tmp / "redo", batch="redo", uuid=key.split("-")[-2], seed=9)
+    data = replacement.read_bytes()
+    world.s3.put_object(
+        Bucket=world.bucket, Key=key, Body=data, Metadata={META_SHA256: hashlib.sha256(data).hexdigest()}
+    )
+    newest_etag = world.s3.head_object(Bucket=world.bucket, Key=key)["ETag"].strip('"')
+    assert newest_etag != first_etag
+    world.send(key)
+    # WHEN a daemon works through both messages
+    daemon = world.start()
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "both messages deleted")
+    # THEN the older message found its upload replaced and went on with the newest one, and the
+    # newer message found that output done: one output, of the newest upload, no error report
+    assert "input replaced since the message was sent" in daemon.messages()
+    assert world.output_versions(key) == 1
+    assert world.run_json(key)["input"]["etag"] == newest_etag
+    assert world.run_json(key)["input"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert daemon.messages().count("engine summary starting") == 1
+    assert world.keys() == [key.replace("inputs/", "outputs/").replace(".tar.gz", "-output.tar.gz")]
+
+
+def test_the_upload_a_message_names_is_fetched_without_asking_s3_for_it_first(world: World) -> None:
+    from capillary.worker.config import load_config
+    from capillary.worker.daemon import Consumer
+
+    # GIVEN an in-process consumer whose S3 calls are recorded (operation, key)
+    consumer = Consumer(load_config(world.config("inproc"), env={}))
+    consumer.clean_workdir()
+    calls: list[tuple[str, str]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, str(params.get("Key", ""))))
+
+    consumer.s3.meta.events.register("provide-client-params.s3", record)
+
+    def handle(key: str, *, version: bool) -> list[tuple[str, str]]:
+        calls.clear()
+        world.send(key, version=version)
+        [message] = consumer.receive()
+        consumer.handle(message)
+        return [call for call in calls if call[1] == key]
+
+    # WHEN it handles a message carrying the upload's etag and size
+    named = world.upload_sample(batch="named")
+    # THEN the input is read with one GET, conditional on that etag: no HEAD first
+    assert handle(named, version=True) == [("GetObject", named)]
+    # AND a message without them (hand-written, or from an older intake) costs the HEAD it used to
+    bare = world.upload_sample(batch="bare")
+    assert handle(bare, version=False) == [("HeadObject", bare), ("GetObject", bare)]
+    assert world.queue_counts() == (0, 0)
+    assert len([k for k in world.output_keys() if k.endswith("-output.tar.gz")]) == 2
+
+
+def test_a_message_without_etag_or_size_is_still_fetched_and_verified(world: World) -> None:
+    # GIVEN hand-written messages (no etag, no size): one for a single-part upload without sha256
+    # metadata, one for a multipart upload without it
+    single = world.upload_sample(batch="single", sha256=False)
+    multipart = f"inputs/{make_sample_tarball(world.tmp / 'mp', batch='multi').name}"
+    upload = world.s3.create_multipart_upload(Bucket=world.bucket, Key=multipart)
+    part = world.s3.upload_part(
+        Bucket=world.bucket,
+        Key=multipart,
+        UploadId=upload["UploadId"],
+        PartNumber=1,
+        Body=(world.tmp / "mp" / multipart.removeprefix("inputs/")).read_bytes(),
+    )
+    world.s3.complete_multipart_upload(
+        Bucket=world.bucket,
+        Key=multipart,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    for key in (single, multipart):
+        world.send(key, version=False)
+    # WHEN a daemon works through them
+    daemon = world.start()
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "both messages processed and deleted")
+    # THEN both were processed, asking S3 for the input's etag: the single-part one checked
+    # against its ETag's MD5, the multipart one said to be unverified
+    assert world.run_json(single)["input"]["verified"] == "etag md5"
+    assert world.run_json(multipart)["input"]["verified"] == (
+        "unverified (multipart upload without sha256 metadata)"
+    )
+    assert "a multipart ETag: not verified" in daemon.messages()
+    # AND each output records the etag it was made from (what the already-done check reads)
+    for key in (single, multipart):
+        etag = world.s3.head_object(Bucket=world.bucket, Key=key)["ETag"].strip('"')
+        out_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-output.tar.gz")
+        assert world.s3.head_object(Bucket=world.bucket, Key=out_key)["Metadata"][META_INPUT_ETAG] == etag
+
+
+def test_an_input_over_max_tarball_bytes_is_refused_before_download(world: World) -> None:
+    # GIVEN a worker taking tarballs up to 1000 bytes, and two 1.6 kB samples: one announced with
+    # its size, one by a hand-written message without it
+    sized = world.upload_sample(batch="sized")
+    world.send(sized)
+    unsized = world.upload_sample(batch="unsized")
+    world.send(unsized, version=False)
+    # WHEN the daemon receives them
+    daemon = world.start(max_tarball_bytes=1000, retry_backoff_s=600)
+    wait_for(lambda: len(world.keys()) == 2, 60, "two error reports")
+    # THEN each report names the size and the limit, and nothing was written to the workspace
+    for key in (sized, unsized):
+        report = world.report(key)
+        assert report["phase"] == "download"
+        assert "max_tarball_bytes is 1000" in report["reason"]
+    assert daemon.proc.poll() is None
+    assert world.workspaces() == []
 
 
 # -- the pcgr engine and the assemblies a worker holds --------------------------------------------
@@ -468,8 +592,8 @@ def test_duplicate_message_and_racing_consumers_give_one_output(world: World) ->
     world.send(key)
     world.send(key)
     # WHEN two consumers race on the queue, both runs overlapping
-    a = world.start("a", summary__delay_s=2)
-    b = world.start("b", summary__delay_s=2)
+    a = world.start("a", engine_s=2)
+    b = world.start("b", engine_s=2)
     wait_for(lambda: world.queue_counts() == (0, 0), 60, "both messages deleted")
     # THEN one output was ever written, and both messages are gone
     assert world.output_versions(key) == 1
@@ -551,7 +675,7 @@ def test_s3_unreachable_during_upload_keeps_the_message_and_it_is_processed_late
     try:
         key = world.upload_sample()
         world.send(key)
-        daemon = world.start(summary__delay_s=3, retry_backoff_s=4, env={"AWS_ENDPOINT_URL_S3": proxy.url})
+        daemon = world.start(engine_s=3, retry_backoff_s=4, env={"AWS_ENDPOINT_URL_S3": proxy.url})
         daemon.wait_phase("engine")
         # WHEN S3 goes away before the upload
         proxy.down()
@@ -582,7 +706,7 @@ def test_long_engine_run_is_never_visible_to_a_second_consumer(world: World) -> 
     key = world.upload_sample()
     world.send(key)
     worker = world.start(
-        "worker", summary__delay_s=run_s, visibility_timeout_s=visibility, heartbeat_s=visibility // 3
+        "worker", engine_s=run_s, visibility_timeout_s=visibility, heartbeat_s=visibility // 3
     )
     worker.wait_phase("engine")
     # WHEN a second consumer polls the same queue for the whole run
@@ -602,7 +726,7 @@ def test_spot_notice_hands_the_message_back_within_10_s_and_wipes_the_workspace(
         # GIVEN a daemon polling the local IMDSv2 every second, mid-way through a long engine run
         key = world.upload_sample()
         world.send(key)
-        daemon = world.start(imds_enabled=True, imds_url=imds.url, spot_poll_s=1, summary__delay_s=60)
+        daemon = world.start(imds_enabled=True, imds_url=imds.url, spot_poll_s=1, engine_s=60)
         daemon.wait_phase("engine")
         assert world.workspaces() != []
         # WHEN AWS issues a spot interruption notice
@@ -623,7 +747,7 @@ def test_spot_notice_hands_the_message_back_within_10_s_and_wipes_the_workspace(
 def test_sigterm_drains_like_a_spot_notice(world: World) -> None:
     key = world.upload_sample()
     world.send(key)
-    daemon = world.start(summary__delay_s=60)
+    daemon = world.start(engine_s=60)
     daemon.wait_phase("engine")
     started = time.monotonic()
     assert daemon.stop() == 0
@@ -655,7 +779,7 @@ def test_unreachable_endpoint_at_boot_keeps_retrying_without_crashing(world: Wor
 def test_status_shows_queue_dlq_and_worker_state(world: World) -> None:
     key = world.upload_sample()
     world.send(key)
-    daemon = world.start(summary__delay_s=30)
+    daemon = world.start(engine_s=30)
     daemon.wait_phase("engine")
     cfg = world.tmp / "consumer" / "consumer.toml"
     out = subprocess.run(

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from capillary.contract.message import CLAIMS_PREFIX, WorkMessage
 from capillary.contract.naming import deployment_names
 from capillary.intake.handler import Clients, IntakeConfig, handle_event
 from capillary.intake.local import poll_once
@@ -94,13 +95,14 @@ class Stack:
             handled += done
         return handled
 
-    def work_messages(self) -> list[dict[str, Any]]:
-        bodies = []
+    def work_messages(self) -> list[WorkMessage]:
+        """The work queue's messages, read as the consumer reads them."""
+        bodies: list[WorkMessage] = []
         for _ in range(5):
             got = self.sqs.receive_message(QueueUrl=self.work_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
             if not got.get("Messages"):
                 break
-            bodies.extend(json.loads(m["Body"]) for m in got["Messages"])
+            bodies.extend(WorkMessage.from_body(m["Body"]) for m in got["Messages"])
         return bodies
 
 
@@ -152,13 +154,13 @@ def test_a_valid_upload_becomes_one_work_message(stack: Stack, tmp_path: Path) -
     assert stack.pump(stack.config(), 1) == 1
     # THEN exactly one work message names the sample, with the object's etag and the sequencer
     [message] = stack.work_messages()
-    assert message["key"] == key and message["bucket"] == NAMES.bucket
-    assert (message["batch"], message["kind"]) == ("run-7", "somatic")
-    assert message["uuid"] == tarball.name.split("-")[-2]
-    assert message["etag"].strip('"') == put["ETag"].strip('"')
-    assert message["size"] == tarball.stat().st_size
+    assert message.key == key and message.bucket == NAMES.bucket
+    assert (message.batch, message.kind) == ("run-7", "somatic")
+    assert message.uuid == tarball.name.split("-")[-2]
+    assert message.etag is not None and message.etag.strip('"') == put["ETag"].strip('"')
+    assert message.size == tarball.stat().st_size
     # (the local endpoint's records carry no sequencer; AWS's do, and it is passed through)
-    assert "sequencer" in message and message["event_time"]
+    assert message.event_time
 
 
 def test_every_record_is_handled_and_keys_decoded_once(stack: Stack) -> None:
@@ -185,7 +187,7 @@ def test_every_record_is_handled_and_keys_decoded_once(stack: Stack) -> None:
     outcome = handle_event({"Records": records}, stack.config(), stack.clients)
     # THEN every record became a work message, with the decoded key
     assert sorted(outcome.queued) == sorted(keys)
-    assert sorted(m["key"] for m in stack.work_messages()) == sorted(keys)
+    assert sorted(m.key for m in stack.work_messages()) == sorted(keys)
     batches = {k.split("/")[1].rsplit("-", 2)[0] for k in keys}
     assert batches == {"plain", "with space+plus", "b"}
 
@@ -197,8 +199,8 @@ def test_the_url_encoded_key_round_trips_to_the_object(stack: Stack) -> None:
     stack.pump(stack.config(), 1)
     [message] = stack.work_messages()
     # THEN the work message's key names the real object (decoded exactly once)
-    assert message["key"] == key and message["batch"] == "a b+c"
-    assert stack.s3.head_object(Bucket=NAMES.bucket, Key=message["key"])["ContentLength"] == 1
+    assert message.key == key and message.batch == "a b+c"
+    assert stack.s3.head_object(Bucket=NAMES.bucket, Key=message.key)["ContentLength"] == 1
 
 
 def test_a_duplicate_event_carries_the_same_identity(stack: Stack) -> None:
@@ -212,9 +214,8 @@ def test_a_duplicate_event_carries_the_same_identity(stack: Stack) -> None:
     handle_event(event, stack.config(), stack.clients)
     # THEN both messages carry the same (key, etag, sequencer): the consumer's idempotence key
     first, second = stack.work_messages()
-    assert {(m["key"], m["etag"], m["sequencer"]) for m in (first, second)} == {
-        (key, first["etag"], first["sequencer"])
-    }
+    assert first == second
+    assert first.key == key and first.etag
 
 
 def test_keys_outside_inputs_and_outputs_are_ignored(stack: Stack) -> None:
@@ -287,7 +288,7 @@ def test_a_webhook_that_times_out_never_loses_the_sample(stack: Stack, webhook: 
     assert outcome.webhook_failures == ["inputs/slow-abcdef-normal.tar.gz"]
     assert len(webhook.requests) == 2  # the first try and one retry, no more
     assert elapsed < 5
-    assert [m["key"] for m in stack.work_messages()] == ["inputs/slow-abcdef-normal.tar.gz"]
+    assert [m.key for m in stack.work_messages()] == ["inputs/slow-abcdef-normal.tar.gz"]
 
 
 def test_an_output_triggers_a_notification_with_a_presigned_link(stack: Stack, webhook: Webhook) -> None:
@@ -302,7 +303,7 @@ def test_an_output_triggers_a_notification_with_a_presigned_link(stack: Stack, w
     # WHEN the consumer's output and an error report land under outputs/, and a marker object too
     stack.s3.put_object(Bucket=NAMES.bucket, Key="outputs/b-123abc-somatic-output.tar.gz", Body=b"report")
     stack.s3.put_object(Bucket=NAMES.bucket, Key="outputs/b-456def-normal-error.json", Body=b"{}")
-    stack.s3.put_object(Bucket=NAMES.bucket, Key="outputs/.claims/b-123abc-somatic", Body=b"{}")
+    stack.s3.put_object(Bucket=NAMES.bucket, Key=f"{CLAIMS_PREFIX}b-123abc-somatic.json", Body=b"{}")
     stack.pump(config, 3)
     # THEN both outputs are announced with a working presigned link, the marker is ignored
     events = sorted(call["body"]["event"] for call in webhook.requests)
@@ -370,7 +371,7 @@ def test_the_cli_runner_handles_and_deletes_event_messages(stack: Stack) -> None
     )
     # THEN the sample is queued and the events queue is empty (each event deleted once handled)
     assert result.returncode == 0, result.stderr
-    assert [m["key"] for m in stack.work_messages()] == ["inputs/cli-0c0c0c-normal.tar.gz"]
+    assert [m.key for m in stack.work_messages()] == ["inputs/cli-0c0c0c-normal.tar.gz"]
     attrs = stack.sqs.get_queue_attributes(
         QueueUrl=stack.events_url,
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from capillary.worker.daemon import log_tail
+from capillary.contract.message import WorkMessage
+from capillary.contract.samples import SampleKey
+from capillary.worker.config import ConsumerConfig
 from capillary.worker.engines.summary import parse_stats
+from capillary.worker.item import WorkItem
+from capillary.worker.outputs import log_tail
+from capillary.worker.visibility import Heartbeat
 
 
 def test_log_tail_never_quotes_vcf_content(tmp_path: Path) -> None:
@@ -49,14 +55,7 @@ def test_parse_stats_reads_counts_and_ts_tv() -> None:
     }
 
 
-def _heartbeat(elapsed_s: float) -> tuple[object, list[int]]:
-    import time
-    from types import SimpleNamespace
-
-    from capillary.contract.samples import SampleKey
-    from capillary.worker.config import ConsumerConfig
-    from capillary.worker.daemon import Heartbeat, WorkItem
-
+def _heartbeat(elapsed_s: float) -> tuple[Heartbeat, list[int]]:
     granted: list[int] = []
 
     class Sqs:
@@ -70,26 +69,24 @@ def _heartbeat(elapsed_s: float) -> tuple[object, list[int]]:
         attempt=1,
         received_at=time.monotonic() - elapsed_s,
         bucket="b",
-        key="inputs/b-abc123-somatic.tar.gz",
-        sample=SampleKey.parse("inputs/b-abc123-somatic.tar.gz"),
-        body={},
+        message=WorkMessage.for_sample(SampleKey.parse("inputs/b-abc123-somatic.tar.gz"), bucket="b"),
     )
-    return Heartbeat(SimpleNamespace(cfg=cfg, sqs=Sqs()), item), granted  # type: ignore[arg-type]
+    return Heartbeat(Sqs(), cfg, item), granted
 
 
 def test_heartbeat_extends_by_the_configured_visibility() -> None:
     beat, granted = _heartbeat(elapsed_s=10)
-    assert beat.extend_once() is True  # type: ignore[attr-defined]
+    assert beat.extend_once() is True
     assert granted == [300]
 
 
 def test_heartbeat_shortens_then_gives_up_at_the_12_hour_limit() -> None:
     # Near the ceiling it grants only what is left (minus a margin for the report) ...
     beat, granted = _heartbeat(elapsed_s=43200 - 120 - 200)
-    assert beat.extend_once() is True  # type: ignore[attr-defined]
+    assert beat.extend_once() is True
     assert 195 <= granted[0] <= 200
     # ... and when less than a heartbeat is left it stops the run instead.
     beat, granted = _heartbeat(elapsed_s=43200 - 120 - 30)
-    assert beat.extend_once() is False  # type: ignore[attr-defined]
-    assert beat.exhausted.is_set()  # type: ignore[attr-defined]
+    assert beat.extend_once() is False
+    assert beat.exhausted.is_set()
     assert granted == []

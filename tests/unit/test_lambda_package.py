@@ -38,3 +38,5 @@ def test_the_zip_alone_imports_the_handler(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "capillary.intake.handler" in result.stdout
+    # AND the work message it writes comes from the contract, inside the zip too
+    assert "capillary.contract.message" in result.stdout

@@ -120,4 +120,4 @@ def test_the_graph_reader_sees_lazy_and_type_checking_imports(tmp_path: Path) ->
     # inside a function still draws the arrow.
     graph = import_graph()
     assert "capillary.worker.daemon" in graph["capillary.commands.consume"]
-    assert "capillary.contract.samples" in graph["capillary.worker.daemon"]
+    assert "capillary.contract.message" in graph["capillary.worker.daemon"]

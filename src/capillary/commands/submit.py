@@ -1,8 +1,9 @@
 """`capillary submit`: validate a sample tarball, then upload it under a fresh key.
 
 Nothing is uploaded unless the tarball is valid. The uuid is generated here (never chosen by
-hand), the sha256 of the file goes into the object's metadata (`sha256`), large files go up in
-parts, and the key is printed on stdout so scripts can capture it.
+hand), the sha256 of the file goes into the object's metadata (`sha256`, `META_SHA256`: the
+consumer verifies its download against it), large files go up in parts, and the key is printed
+on stdout so scripts can capture it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from capillary.contract.message import META_SHA256
 from capillary.contract.samples import EXTENSION, KINDS, SampleKey, SampleKeyError
 from capillary.contract.tarball import validate_tarball
 
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             str(path),
             args.bucket,
             key.input_key,
-            ExtraArgs={"Metadata": {"sha256": sha}, "ContentType": "application/gzip"},
+            ExtraArgs={"Metadata": {META_SHA256: sha}, "ContentType": "application/gzip"},
             Config=TransferConfig(multipart_threshold=part, multipart_chunksize=part),
         )
     except (BotoCoreError, ClientError) as exc:

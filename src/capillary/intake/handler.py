@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
+from capillary.contract.message import WorkMessage
 from capillary.contract.samples import (
     INPUT_PREFIX,
     OUTPUT_PREFIX,
@@ -205,19 +206,17 @@ class Outcome:
 # Messages and payloads: defined here, once
 
 
-def work_message(record: Record, sample: SampleKey) -> dict[str, Any]:
-    """The work queue message (DESIGN.md): the consumer is idempotent on (key, etag)."""
-    return {
-        "bucket": record.bucket,
-        "key": sample.input_key,
-        "batch": sample.batch,
-        "uuid": sample.uuid,
-        "kind": sample.kind,
-        "size": record.size,
-        "etag": record.etag,
-        "event_time": record.event_time,
-        "sequencer": record.sequencer,
-    }
+def work_message(record: Record, sample: SampleKey) -> WorkMessage:
+    """The work queue message of one upload (`capillary.contract.message`): the consumer is
+    idempotent on (key, etag)."""
+    return WorkMessage.for_sample(
+        sample,
+        bucket=record.bucket,
+        size=record.size,
+        etag=record.etag,
+        event_time=record.event_time,
+        sequencer=record.sequencer,
+    )
 
 
 def webhook_payload(
@@ -396,13 +395,9 @@ def handle_input(record: Record, config: IntakeConfig, clients: Clients, outcome
         _notify(config, clients, payload, outcome, ctx)
         return
     ctx["sample"] = sample.name
+    message = work_message(record, sample)
     response = clients.sqs.send_message(
-        QueueUrl=config.work_queue_url,
-        MessageBody=json.dumps(work_message(record, sample)),
-        MessageAttributes={
-            "sample": {"DataType": "String", "StringValue": sample.name},
-            "etag": {"DataType": "String", "StringValue": record.etag or "unknown"},
-        },
+        QueueUrl=config.work_queue_url, MessageBody=message.to_body(), MessageAttributes=message.attributes()
     )
     outcome.queued.append(sample.input_key)
     log.info("queued", extra={**ctx, "message_id": response.get("MessageId"), "phase": "queue"})

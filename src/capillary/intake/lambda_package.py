@@ -23,6 +23,7 @@ _EPOCH = (1980, 1, 1, 0, 0, 0)
 HANDLER_FILES = (
     "__init__.py",
     "contract/__init__.py",
+    "contract/message.py",
     "contract/samples.py",
     "intake/__init__.py",
     "intake/data/webhook_payload.schema.json",

@@ -1,0 +1,79 @@
+"""One received work message while the worker holds it, and the ways an attempt at it ends.
+
+The daemon (`daemon`) turns an SQS message into a `WorkItem`; the sample's pipeline (`pipeline`)
+and the output side (`outputs`) work on it. An attempt ends in one of three ways: settled
+(`Settled`: processed, skipped as already done, or deferred to a worker already writing it),
+failed (`SampleFailedError`: an error report, and the message returns), or handed back
+(`HandBackError`: a drain, the message is visible again at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from capillary.contract.message import WorkMessage
+from capillary.contract.samples import SampleKey
+
+# The engine's stdout and stderr in the workspace; the error report quotes its tail.
+ENGINE_LOG = "engine.log"
+
+# How an attempt that did not fail ended; the daemon counts these in its state file.
+Settled = Literal["processed", "skipped", "deferred"]
+
+
+class SampleFailedError(Exception):
+    """This attempt cannot produce an output; `reason` goes into the error report."""
+
+    def __init__(self, phase: str, reason: str, *, retryable: bool = True) -> None:
+        super().__init__(reason)
+        self.phase = phase
+        self.reason = reason
+        self.retryable = retryable
+
+
+class HandBackError(Exception):
+    """A drain interrupted the run: return the message to the queue at once, no report."""
+
+
+def check_drain(stop: threading.Event) -> None:
+    """Between two steps of a run: hand the message back if the daemon is draining."""
+    if stop.is_set():
+        raise HandBackError()
+
+
+@dataclass
+class WorkItem:
+    message_id: str
+    receipt: str
+    attempt: int
+    received_at: float
+    # The message's bucket, or the consumer's configured one when the message names none.
+    bucket: str
+    message: WorkMessage
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.message.key
+
+    @property
+    def sample(self) -> SampleKey:
+        return self.message.sample
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        """The stable logging keys of everything logged about this item."""
+        return {
+            "message_id": self.message_id,
+            "key": self.key,
+            "sample": self.sample.name,
+            "attempt": self.attempt,
+        }
+
+
+def now_iso() -> str:
+    """The time stamp of run.json, reports, claims and the state file (UTC, seconds)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,190 @@
+"""One sample's pipeline, from the message to the uploaded output: fetch (`fetch`: download and
+verify), safe extraction (`capillary.contract.tarball`), the engine as a subprocess in its own
+process group, an output tarball holding only this run's output directory and `run.json`, and
+the upload (`outputs`). A drain is checked between the steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from capillary import __version__
+from capillary.contract.tarball import ExtractedSample, TarballError, safe_extract
+from capillary.worker.config import ConsumerConfig
+from capillary.worker.engines import Engine, EngineInputError, EngineSetupError, ProcessOutcome, run_process
+from capillary.worker.fetch import CHUNK, Fetched, InputFetcher
+from capillary.worker.item import (
+    ENGINE_LOG,
+    HandBackError,
+    SampleFailedError,
+    Settled,
+    WorkItem,
+    check_drain,
+    now_iso,
+)
+from capillary.worker.outputs import Outputs
+from capillary.worker.visibility import Heartbeat
+
+# The daemon's logger: every line the worker logs carries the same `logger` name.
+log = logging.getLogger("capillary.worker.daemon")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _regular_files_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Only directories and regular files go into an output: no links out of the workspace."""
+    if not (info.isfile() or info.isdir()):
+        return None
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class SamplePipeline:
+    """Runs one work item through fetch, extract, engine, package and upload."""
+
+    def __init__(
+        self,
+        cfg: ConsumerConfig,
+        s3: Any,
+        engine: Engine,
+        outputs: Outputs,
+        stop: threading.Event,
+        identity: Callable[[], dict[str, str]],
+        on_phase: Callable[[WorkItem, str], None],
+    ) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.outputs = outputs
+        self.fetcher = InputFetcher(cfg, s3, outputs, stop, on_phase)
+        self.stop = stop
+        self.identity = identity
+        self.on_phase = on_phase
+
+    def run(self, item: WorkItem, ws: Path, heartbeat: Heartbeat) -> Settled:
+        """Everything for one message in workspace `ws`, up to and including the upload."""
+        fetched = self.fetcher.fetch(item, ws)
+        if fetched is None:
+            return "skipped"
+        check_drain(self.stop)
+        sample = self.extract(item, fetched.tarball, ws / "input")
+        check_drain(self.stop)
+        outdir = self.run_engine(item, sample, ws, heartbeat)
+        package = self.package(item, fetched, sample.sha256, outdir, ws / "output.tar.gz")
+        check_drain(self.stop)
+        # One output per sample, even with two workers racing; then the message is deleted.
+        self.on_phase(item, "upload")
+        return self.outputs.upload(item, package, sha256_file(package), fetched.etag, fetched.sha256)
+
+    # -- extract, engine, package ----------------------------------------------------------------
+
+    def extract(self, item: WorkItem, tarball: Path, dest: Path) -> ExtractedSample:
+        """Safe extraction; the tarball itself goes as soon as it is unpacked."""
+        self.on_phase(item, "extract")
+        t0 = time.monotonic()
+        try:
+            sample = safe_extract(tarball, dest)
+        except TarballError as exc:
+            raise SampleFailedError("extract", f"the tarball was refused: {exc}", retryable=False) from exc
+        tarball.unlink()
+        item.timings["extract_s"] = time.monotonic() - t0
+        return sample
+
+    def run_engine(self, item: WorkItem, sample: ExtractedSample, ws: Path, heartbeat: Heartbeat) -> Path:
+        """The engine, in its own process group; returns its output directory."""
+        ctx = item.ctx
+        outdir = ws / "out" / item.sample.name
+        outdir.mkdir(parents=True)
+        try:
+            cmd = self.engine.command(sample, item.sample.name, outdir)
+        except EngineInputError as exc:
+            raise SampleFailedError("options", f"the sample cannot be run: {exc}", retryable=False) from exc
+        except EngineSetupError as exc:
+            raise SampleFailedError("engine-setup", str(exc)) from exc
+        log.info(
+            "engine %s starting", self.cfg.engine, extra={**ctx, "phase": "engine", "engine": self.cfg.engine}
+        )
+        self.on_phase(item, "engine")
+        outcome = run_process(
+            cmd, ws / ENGINE_LOG, self.cfg.engine_timeout_s, (self.stop, heartbeat.exhausted)
+        )
+        item.timings["engine_s"] = outcome.duration_s
+        self._engine_outcome(outcome)
+        log.info(
+            "engine finished in %.1f s",
+            outcome.duration_s,
+            extra={**ctx, "phase": "engine", "duration_s": round(outcome.duration_s, 2)},
+        )
+        return outdir
+
+    def _engine_outcome(self, outcome: ProcessOutcome) -> None:
+        if outcome.stopped and self.stop.is_set():
+            raise HandBackError()
+        if outcome.stopped:
+            raise SampleFailedError(
+                "engine",
+                "the run reached SQS's 12-hour visibility limit; "
+                "stopped so the message returns with this report",
+            )
+        if outcome.timed_out:
+            raise SampleFailedError(
+                "engine", f"the engine ran longer than engine_timeout_s ({self.cfg.engine_timeout_s} s)"
+            )
+        if outcome.returncode != 0:
+            raise SampleFailedError("engine", f"the engine exited with status {outcome.returncode}")
+
+    def package(
+        self, item: WorkItem, fetched: Fetched, members: dict[str, str], outdir: Path, dest: Path
+    ) -> Path:
+        """The output tarball: this run's output directory and run.json, nothing else."""
+        self.on_phase(item, "package")
+        t0 = time.monotonic()
+        run_info = self.run_json(item, fetched, members, outdir)
+        (outdir / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True) + "\n")
+        with tarfile.open(dest, "w:gz", compresslevel=6) as tar:
+            tar.add(outdir, arcname=item.sample.name, filter=_regular_files_only)
+        item.timings["package_s"] = time.monotonic() - t0
+        return dest
+
+    def run_json(
+        self, item: WorkItem, fetched: Fetched, members: dict[str, str], outdir: Path
+    ) -> dict[str, Any]:
+        outputs = {
+            p.relative_to(outdir).as_posix(): sha256_file(p)
+            for p in sorted(outdir.rglob("*"))
+            if p.is_file() and not p.is_symlink()
+        }
+        return {
+            "capillary": __version__,
+            "versions": self.engine.versions(),
+            "worker": self.identity(),
+            "message_id": item.message_id,
+            "attempt": item.attempt,
+            "sample": item.sample.name,
+            "input": {
+                "bucket": item.bucket,
+                "key": item.key,
+                "etag": fetched.etag,
+                "size": fetched.size,
+                "sha256": fetched.sha256,
+                "verified": fetched.verified,
+            },
+            "input_members_sha256": members,
+            "outputs_sha256": outputs,
+            "timings_s": {k: round(v, 3) for k, v in item.timings.items()},
+            "finished": now_iso(),
+        }
