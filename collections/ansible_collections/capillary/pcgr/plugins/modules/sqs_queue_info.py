@@ -17,8 +17,8 @@ description:
   - Returns the approximate number of visible, in-flight and delayed messages of an SQS queue,
     the numbers a scaler needs (C(community.aws.sqs_queue) creates queues but does not read them),
     and its redrive policy (maximum receive count, dead-letter queue) when it has one.
-  - Given O(samples_per_worker), also how many workers those messages need,
-    M(ceil((visible + in_flight) / samples_per_worker)) capped by O(max_workers).
+  - Given O(samples_per_worker), also how many workers those messages need, the visible and
+    in-flight messages divided by O(samples_per_worker), rounded up, at most O(max_workers).
   - The attributes are read, and the count worked out, by C(capillary.contract.queue), the same
     code C(capillary status) and the EDA source use; the C(capillary) Python package must be
     installed where the module runs (the controller).
@@ -102,8 +102,8 @@ dead_letter_arn:
   sample: arn:aws:sqs:eu-west-1:123456789012:capillary-demo-work-dlq
 workers_needed:
   description:
-    - Workers the visible and in-flight messages need, M(ceil((visible + in_flight) / samples_per_worker)),
-      at most O(max_workers); V(0) when the queue does not exist.
+    - Workers the visible and in-flight messages need (their number divided by O(samples_per_worker),
+      rounded up), at most O(max_workers); V(0) when the queue does not exist.
   returned: when O(samples_per_worker) is given
   type: int
   sample: 2
