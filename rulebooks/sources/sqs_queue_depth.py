@@ -1,7 +1,8 @@
 """ansible-rulebook event source: how many messages wait in a Capillary deployment's work queue.
 
-It reads the queue's attributes (ApproximateNumberOfMessages, ...NotVisible) every `interval`
-seconds and emits an event while messages are waiting. Unlike `amazon.aws.aws_sqs_queue`, it never
+It reads the queue's attributes every `interval` seconds, through `capillary.contract.queue` (the
+one reading of them, shared with `capillary status` and `capillary.pcgr.sqs_queue_info`), and
+emits an event while messages are waiting. Unlike `amazon.aws.aws_sqs_queue`, it never
 receives a message, so it can watch the work queue without taking samples from the workers.
 (`amazon.aws.aws_sqs_queue` also needs aiobotocore, whose botocore pin conflicts with the boto3
 the rest of Capillary uses.) Run it with `ansible-rulebook -S rulebooks/sources`.
@@ -24,6 +25,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from capillary.contract.naming import deployment_names
+from capillary.contract.queue import IN_FLIGHT, VISIBLE, QueueAttributeError, QueueDepth
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +39,9 @@ def _client(args: dict[str, Any]) -> Any:
     return boto3.client("sqs", **kwargs)
 
 
-def _depth(client: Any, queue_url: str) -> tuple[int, int]:
-    attrs = client.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+def _depth(client: Any, queue_url: str) -> QueueDepth:
+    attrs = client.get_queue_attributes(QueueUrl=queue_url, AttributeNames=[VISIBLE, IN_FLIGHT])["Attributes"]
+    return QueueDepth.from_attributes(attrs)
 
 
 async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
@@ -60,18 +59,18 @@ async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
         ) from exc
     while True:
         try:
-            visible, in_flight = await asyncio.to_thread(_depth, client, queue_url)
-        except (BotoCoreError, ClientError) as exc:  # a blip must not stop the watch
+            depth = await asyncio.to_thread(_depth, client, queue_url)
+        except (BotoCoreError, ClientError, QueueAttributeError) as exc:  # a blip must not stop the watch
             logger.warning("sqs_queue_depth: reading %s failed: %s", names.work_queue, exc)
         else:
-            if visible > 0:
+            if depth.visible > 0:
                 await queue.put(
                     {
                         "capillary_queue": {
                             "deployment": names.deployment,
                             "queue": names.work_queue,
-                            "visible": visible,
-                            "in_flight": in_flight,
+                            "visible": depth.visible,
+                            "in_flight": depth.in_flight,
                         }
                     }
                 )

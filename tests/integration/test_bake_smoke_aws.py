@@ -49,8 +49,8 @@ def test_a_smoke_test_without_output_fails_closed_and_cleans_up(
         extra_vars={
             "_bake_image_id": image,
             "_bake_run_dir": str(tmp_path),
-            "capillary_bake_smoke_timeout": 3,
-            "capillary_bake_smoke_boot_s": 0,
+            "bake_smoke_timeout": 3,
+            "bake_smoke_boot_s": 0,
         },
     )
 

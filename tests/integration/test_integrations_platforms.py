@@ -71,7 +71,9 @@ def test_ansible_builder_creates_the_build_context(tmp_path: Path) -> None:
     assert "COPY _build/capillary_pcgr /build/capillary_pcgr" in containerfile
     assert "pip install --no-cache-dir --no-deps /tmp/capillary_package" in containerfile
     assert (tmp_path / "ctx" / "_build" / "capillary_pcgr" / "galaxy.yml").is_file()
-    assert (tmp_path / "ctx" / "_build" / "capillary_package" / "src" / "capillary" / "naming.py").is_file()
+    assert (
+        tmp_path / "ctx" / "_build" / "capillary_package" / "src" / "capillary" / "contract" / "naming.py"
+    ).is_file()
     requirements = yaml.safe_load((tmp_path / "ctx" / "_build" / "requirements.yml").read_text())
     names = {c["name"] for c in requirements["collections"]}
     assert {"amazon.aws", "community.aws", "openstack.cloud", "/build/capillary_pcgr"} <= names
@@ -90,7 +92,7 @@ def _render(tmp_path: Path, **extra: Any) -> tuple[Any, Any, Any]:
     recap = run_playbook(
         OPENSTACK_PARAMS,
         extra_vars={"capillary_render_to": str(tmp_path), **extra},
-        tags=["capillary_openstack_params"],
+        tags=["workers_openstack_params"],
     )
     up, down = tmp_path / "up.json", tmp_path / "down.json"
     return (
@@ -101,10 +103,8 @@ def _render(tmp_path: Path, **extra: Any) -> tuple[Any, Any, Any]:
 
 
 def test_openstack_launch_parameters_render_like_an_aws_worker(tmp_path: Path) -> None:
-    # GIVEN a flavor and a network WHEN up_openstack.yml renders its server parameters
-    recap, up, _ = _render(
-        tmp_path, capillary_openstack_flavor="m1.xlarge", capillary_openstack_network="lab"
-    )
+    # GIVEN a flavor and a network WHEN the workers role renders its server parameters
+    recap, up, _ = _render(tmp_path, workers_openstack_flavor="m1.xlarge", workers_openstack_network="lab")
     recap.assert_ok()
     server = up["server"]
 
@@ -129,11 +129,11 @@ def test_openstack_launch_parameters_render_like_an_aws_worker(tmp_path: Path) -
 def test_openstack_image_and_cloud_can_be_chosen(tmp_path: Path) -> None:
     recap, up, _ = _render(
         tmp_path,
-        capillary_openstack_flavor="m1.xlarge",
-        capillary_openstack_network="lab",
-        capillary_openstack_image="site-capillary-2.3.2",
-        capillary_openstack_cloud="research",
-        capillary_openstack_security_groups=["capillary-workers"],
+        workers_openstack_flavor="m1.xlarge",
+        workers_openstack_network="lab",
+        workers_openstack_image="site-capillary-2.3.2",
+        workers_openstack_cloud="research",
+        workers_openstack_security_groups=["capillary-workers"],
     )
     recap.assert_ok()
     server = up["server"]
@@ -143,9 +143,9 @@ def test_openstack_image_and_cloud_can_be_chosen(tmp_path: Path) -> None:
 
 
 def test_openstack_without_flavor_fails_naming_what_is_missing(tmp_path: Path) -> None:
-    recap, up, _ = _render(tmp_path, capillary_openstack_network="lab")
+    recap, up, _ = _render(tmp_path, workers_openstack_network="lab")
     assert recap.rc != 0 and up is None
-    assert "capillary_openstack_flavor" in recap.stdout
+    assert "workers_openstack_flavor" in recap.stdout and "capillary_openstack_flavor" in recap.stdout
 
 
 def test_openstack_launches_the_missing_workers_under_free_names_and_reclaims_stopped_ones(
@@ -153,9 +153,7 @@ def test_openstack_launches_the_missing_workers_under_free_names_and_reclaims_st
 ) -> None:
     # GIVEN (in the test playbook) 3 workers wanted, worker-001 ACTIVE and worker-002 SHUTOFF;
     # and for down, two ACTIVE workers (one to keep) and one SHUTOFF
-    recap, up, down = _render(
-        tmp_path, capillary_openstack_flavor="m1.xlarge", capillary_openstack_network="lab"
-    )
+    recap, up, down = _render(tmp_path, workers_openstack_flavor="m1.xlarge", workers_openstack_network="lab")
     recap.assert_ok()
 
     # THEN up launches the 2 missing workers under the first free names (002 is still taken)

@@ -50,3 +50,23 @@ def test_bucket_override_is_checked_against_s3_rules() -> None:
     assert deployment_names("demo", "centre-genomics-in").bucket == "centre-genomics-in"
     with pytest.raises(DeploymentNameError, match="bucket name 'Bad_Bucket' is invalid"):
         deployment_names("demo", "Bad_Bucket")
+
+
+def test_a_releases_names_come_with_the_deployments() -> None:
+    # GIVEN a deployment WHEN its names are asked for with a release (as the playbooks' filter does)
+    names = deployment_names("demo").as_dict("2.3.2")
+
+    # THEN the release's image parameter and local worker image are among them, the same as the model's
+    assert names["image_parameter"] == "/capillary/demo/images/2.3.2"
+    assert names["worker_image"] == "localhost/capillary-worker:2.3.2"
+    assert deployment_names("demo").as_dict("current")["image_parameter"] == "/capillary/demo/images/current"
+    # and without one, only the deployment's
+    assert "image_parameter" not in deployment_names("demo").as_dict()
+
+
+@pytest.mark.parametrize("bad", ["", "-1", ".x", "2.3/4", "a b", "x" * 65])
+def test_a_release_that_cannot_name_a_parameter_or_an_image_is_refused(bad: str) -> None:
+    with pytest.raises(DeploymentNameError, match=r"release .* is invalid: use 1-64 letters"):
+        deployment_names("demo").image_parameter(bad)
+    with pytest.raises(DeploymentNameError, match=r"release .* is invalid"):
+        deployment_names("demo").as_dict(bad)

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from capillary.contract.naming import DeploymentNameError, deployment_names
+    from capillary.contract.queue import QueueAttributeError
     from capillary.controller.status import format_status, queue_depth, queue_status
     from capillary.worker.state import StateFile
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         sqs = boto3.client("sqs", region_name=cfg.region or None)
         queue = queue_status(sqs, cfg.queue_url)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, QueueAttributeError) as exc:
         error = str(exc)
     if queue is not None and args.deployment:
         # Only with --deployment: a controller's credentials read every queue of the deployment,
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             queue["intake_failures"] = queue_depth(
                 sqs, deployment_names(args.deployment).intake_failures_queue
             )
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, QueueAttributeError) as exc:
             queue["intake_failures"] = f"unavailable: {exc}"
     worker = StateFile(cfg.state_file).read()
     if args.json:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 _DEPLOYMENT = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,22}[a-z0-9])?$")
 # S3 bucket names: 3-63 chars, lowercase letters, digits, hyphens and dots, no "..", no IP form.
+# A release names an SSM parameter's last level and a container image tag: keep to what both take.
+_RELEASE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$")
 _BUCKET = re.compile(r"^(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 TAG_DEPLOYMENT = "capillary:deployment"
@@ -51,16 +53,31 @@ class DeploymentNames:
     local_worker_prefix: str
     local_worker_image: str
 
-    def as_dict(self) -> dict[str, str]:
-        return asdict(self)
+    def as_dict(self, release: str | None = None) -> dict[str, str]:
+        """Every name; given `release`, also its `image_parameter` and `worker_image`."""
+        names = asdict(self)
+        if release is not None:
+            names["image_parameter"] = self.image_parameter(release)
+            names["worker_image"] = self.worker_image(release)
+        return names
 
     def image_parameter(self, release: str) -> str:
         """The SSM parameter holding the image id baked for `release` (or "current")."""
-        return f"{self.ssm_images}/{release}"
+        return f"{self.ssm_images}/{_release(release)}"
 
     def worker_image(self, release: str) -> str:
         """The local "AMI": the container image the local platform boots workers from."""
-        return f"{self.local_worker_image}:{release}"
+        return f"{self.local_worker_image}:{_release(release)}"
+
+
+def _release(release: str) -> str:
+    """`release` if it can end an SSM parameter name and tag an image (a catalogue version, "current")."""
+    if not isinstance(release, str) or not _RELEASE.match(release):
+        raise DeploymentNameError(
+            f"release {release!r} is invalid: use 1-64 letters, digits, '.', '_' and '-', not starting "
+            "with '.' or '-' (it ends the image's SSM parameter name and tags the local worker image)"
+        )
+    return release
 
 
 def deployment_names(deployment: str, bucket: str | None = None) -> DeploymentNames:

@@ -6,29 +6,27 @@ intake-failures queue's), and the daemon's state file (`capillary.worker.state`)
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from capillary.contract.queue import ATTRIBUTE_NAMES, VISIBLE, QueueDepth
 
 
 def queue_status(sqs: Any, queue_url: str) -> dict[str, Any]:
     """Depth, in-flight and dead-letter counts of the work queue."""
-    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+    attrs = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(ATTRIBUTE_NAMES))["Attributes"]
+    depth = QueueDepth.from_attributes(attrs)
     out: dict[str, Any] = {
         "queue_url": queue_url,
-        "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
-        "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
-        "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+        "visible": depth.visible,
+        "in_flight": depth.in_flight,
+        "delayed": depth.delayed,
         "dead_letter": None,
-        "max_receive_count": None,
+        "max_receive_count": depth.max_receive_count,
     }
-    redrive = attrs.get("RedrivePolicy")
-    if redrive:
-        policy = json.loads(redrive)
-        out["max_receive_count"] = int(policy.get("maxReceiveCount", 0))
-        dlq_name = str(policy["deadLetterTargetArn"]).rsplit(":", 1)[-1]
-        dlq_url = sqs.get_queue_url(QueueName=dlq_name)["QueueUrl"]
-        dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
-        out["dead_letter"] = int(dlq["Attributes"].get("ApproximateNumberOfMessages", 0))
+    if depth.dead_letter_queue_name:
+        dlq_url = sqs.get_queue_url(QueueName=depth.dead_letter_queue_name)["QueueUrl"]
+        dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=[VISIBLE])["Attributes"]
+        out["dead_letter"] = QueueDepth.from_attributes(dlq).visible
         out["dead_letter_queue_url"] = dlq_url
     return out
 
@@ -46,8 +44,8 @@ def queue_depth(sqs: Any, name: str) -> int | None:
         if exc.response.get("Error", {}).get("Code") in _NO_QUEUE:
             return None
         raise
-    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-    return int(attrs["Attributes"].get("ApproximateNumberOfMessages", 0))
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[VISIBLE])["Attributes"]
+    return QueueDepth.from_attributes(attrs).visible
 
 
 def format_status(queue: dict[str, Any] | None, worker: dict[str, Any] | None, error: str = "") -> str:

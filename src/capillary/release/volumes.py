@@ -9,8 +9,8 @@ device to use; nothing found means "no separate volume" (containers, local runs)
 
 At bake time the volume id is not known in advance: Packer attaches the data volume at a device
 name (/dev/sdf), and `ebs_volume_mappings` reads the id mapped there from the build instance's
-description (the `capillary.pcgr.ebs_volume_mappings` filter, in
-playbooks/tasks/provision_build_instance_aws.yml).
+description (the `capillary.pcgr.ebs_volume_mappings` filter, in the build_instance role:
+roles/build_instance/tasks/data_volume.yml).
 """
 
 from __future__ import annotations
