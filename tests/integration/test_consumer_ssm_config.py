@@ -37,7 +37,7 @@ def test_settings_come_from_the_deployments_parameters(aws: LocalAWS, tmp_path: 
             "events_queue_url": "ignored-by-the-consumer",
         },
     )
-    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config", "CAPILLARY_DEPLOYMENT": "demo"}
+    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config"}
 
     # WHEN the consumer loads its configuration with no file
     cfg = load_config(_empty_file(tmp_path), env=env, ssm_client=aws.client("ssm"))
@@ -46,14 +46,13 @@ def test_settings_come_from_the_deployments_parameters(aws: LocalAWS, tmp_path: 
     assert cfg.queue_url.endswith("/capillary-demo-work")
     assert cfg.bucket == "capillary-demo-samples"
     assert cfg.visibility_timeout_s == 600
-    assert cfg.deployment == "demo"
 
 
 def test_environment_still_overrides_parameters(aws: LocalAWS, tmp_path: Path) -> None:
-    _put(aws, "/capillary/demo/config", {"work_queue_url": "http://one/q", "idle_minutes": "15"})
-    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config", "CAPILLARY_IDLE_MINUTES": "0.5"}
+    _put(aws, "/capillary/demo/config", {"work_queue_url": "http://one/q", "max_receive_count": "5"})
+    env = {"CAPILLARY_SSM_CONFIG": "/capillary/demo/config", "CAPILLARY_MAX_RECEIVE_COUNT": "2"}
     cfg = load_config(_empty_file(tmp_path), env=env, ssm_client=aws.client("ssm"))
-    assert cfg.idle_minutes == 0.5
+    assert cfg.max_receive_count == 2
 
 
 def test_missing_parameters_are_retryable_not_a_config_error(aws: LocalAWS, tmp_path: Path) -> None:

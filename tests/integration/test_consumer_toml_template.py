@@ -28,6 +28,13 @@ CASES: dict[str, dict[str, object]] = {
         "pcgr_consumer_pcgr_assemblies": ["grch38", "grch37"],
     },
     "older-inventory": {"pcgr_consumer_pcgr_refdata_dir": "/data/pcgr/refdata/grch37"},
+    "moved-data-volume": {"pcgr_consumer_data_dir": "/data"},
+    "pcgr-fact": {
+        "pcgr_consumer_pcgr_method": "container",
+        "pcgr_consumer_pcgr_container_image": "ghcr.io/sigven/pcgr@sha256:" + "a" * 64,
+        "pcgr_consumer_pcgr_container_runtime": "/usr/bin/podman",
+        "pcgr_consumer_pcgr_conda_prefix": "/opt/pcgr/2.3.0/envs/pcgr",
+    },
 }
 
 
@@ -52,7 +59,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "hosts": "localhost",
             "connection": "local",
             "gather_facts": False,
-            "vars_files": [str(ROLE / "defaults" / "main.yml")],
+            "vars_files": [str(ROLE / "defaults" / "main.yml"), str(ROLE / "vars" / "main.yml")],
             "tasks": tasks,
         }
     ]
@@ -63,10 +70,31 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_the_role_defaults_serve_grch38_from_the_refdata_root(rendered: dict[str, Path]) -> None:
-    pcgr = load_config(rendered["defaults"], env={}).pcgr
+    cfg = load_config(rendered["defaults"], env={})
+    pcgr = cfg.pcgr
     assert pcgr.refdata_dir is None
     assert pcgr.refdata_root == Path("/srv/capillary/refdata/current")
     assert pcgr.installed_assemblies == ("grch38",)
+    # AND every other path is the worker layout's, as the daemon would default it
+    assert pcgr.vep_dir == Path("/srv/capillary/vep/current")
+    assert cfg.workdir == Path("/srv/capillary/work")
+    assert cfg.state_file == Path("/run/capillary/state.json")
+    assert pcgr.conda_env == Path(f"/opt/pcgr/{pcgr.release}/envs/pcgr")
+    assert "deployment" not in rendered["defaults"].read_text()
+
+
+def test_a_moved_data_volume_moves_the_whole_layout(rendered: dict[str, Path]) -> None:
+    cfg = load_config(rendered["moved-data-volume"], env={})
+    assert cfg.workdir == Path("/data/work")
+    assert cfg.pcgr.refdata_root == Path("/data/refdata/current")
+    assert cfg.pcgr.vep_dir == Path("/data/vep/current")
+
+
+def test_what_the_pcgr_roles_fact_gives_reaches_the_engine(rendered: dict[str, Path]) -> None:
+    pcgr = load_config(rendered["pcgr-fact"], env={}).pcgr
+    assert pcgr.method == "container" and pcgr.container_runtime == "/usr/bin/podman"
+    assert pcgr.container_image.endswith("a" * 64)
+    assert pcgr.conda_env == Path("/opt/pcgr/2.3.0/envs/pcgr")
 
 
 def test_what_provision_passes_serves_every_installed_assembly(rendered: dict[str, Path]) -> None:

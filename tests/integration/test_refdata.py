@@ -17,11 +17,11 @@ from capillary.local.artifacts import (
     ArtifactServer,
     build_artifacts,
     make_test_catalogue,
-    podman_env,
     write_bundle,
 )
 from capillary.local.endpoint import LocalAWS
 from capillary.local.playbook import Recap, run_playbook
+from capillary.local.podman import PODMAN_ENV
 from capillary.release.catalogue import load_catalogue
 from tests.support.podman_targets import BootedTarget
 
@@ -72,7 +72,7 @@ def run(target: BootedTarget, tmp_path: Path, catalogue: Path, **extra: Any) -> 
         "pcgr_refdata_manage_volume": False,
         **extra,
     }
-    return run_playbook(PLAYBOOK, inventory=inventory, extra_vars=extra_vars, env=podman_env())
+    return run_playbook(PLAYBOOK, inventory=inventory, extra_vars=extra_vars, env=PODMAN_ENV)
 
 
 def catalogue_for(tmp_path: Path, server: ArtifactServer, artifacts_dir: Path, **kwargs: Any) -> Path:
@@ -320,7 +320,7 @@ def test_s3_source_downloads_from_the_mirror(
     recap = run_playbook(
         PLAYBOOK,
         inventory=inventory,
-        env={**podman_env(), **aws.env},
+        env={**PODMAN_ENV, **aws.env},
         extra_vars={
             "pcgr_refdata_catalogue": str(catalogue),
             "pcgr_refdata_source": "s3",

@@ -34,6 +34,10 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.pcgr.refdata_root == Path("/srv/capillary/refdata/current")
     assert cfg.pcgr.installed_assemblies == ("grch38",)
     assert cfg.pcgr.assembly_refdata_dir("grch38") == Path("/srv/capillary/refdata/current/grch38")
+    assert cfg.pcgr.vep_dir == Path("/srv/capillary/vep/current")
+    assert cfg.state_file == Path("/run/capillary/state.json")
+    # AND the conda env is where the pcgr role installs the configured release
+    assert cfg.pcgr.conda_env == Path("/opt/pcgr/2.3.0/envs/pcgr")
 
 
 def test_file_values_and_tables_are_typed(tmp_path: Path) -> None:
@@ -41,7 +45,7 @@ def test_file_values_and_tables_are_typed(tmp_path: Path) -> None:
         tmp_path,
         f'queue_url = "{QUEUE}"\nengine = "pcgr"\nidle_minutes = 0.5\nworkdir = "/data/w"\n'
         '[pcgr]\nrelease = "1.4.1"\nrefdata_root = "/ref"\nassemblies = ["grch37", "grch38"]\n'
-        "[summary]\ndelay_s = 2\n",
+        '[summary]\nbcftools = "/opt/bcftools/bin/bcftools"\n',
     )
     cfg = load_config(path, env={})
     assert cfg.engine == "pcgr"
@@ -50,7 +54,7 @@ def test_file_values_and_tables_are_typed(tmp_path: Path) -> None:
     assert cfg.pcgr.release == "1.4.1"
     assert cfg.pcgr.refdata_root == Path("/ref")
     assert cfg.pcgr.assemblies == ("grch37", "grch38")
-    assert cfg.summary.delay_s == 2.0
+    assert cfg.summary.bcftools == "/opt/bcftools/bin/bcftools"
 
 
 def test_each_installed_assembly_has_its_directory_under_the_refdata_root(tmp_path: Path) -> None:
@@ -98,7 +102,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         "CAPILLARY_HEARTBEAT_S": "45",
         "CAPILLARY_IMDS_ENABLED": "false",
         "CAPILLARY_PCGR_RELEASE": "2.2.1",
-        "CAPILLARY_SUMMARY_DELAY_S": "1.5",
+        "CAPILLARY_SUMMARY_BCFTOOLS": "/usr/local/bin/bcftools",
     }
     # WHEN loaded
     cfg = load_config(path, env=env)
@@ -106,7 +110,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert cfg.heartbeat_s == 45
     assert cfg.imds_enabled is False
     assert cfg.pcgr.release == "2.2.1"
-    assert cfg.summary.delay_s == 1.5
+    assert cfg.summary.bcftools == "/usr/local/bin/bcftools"
 
 
 def test_default_path_may_be_absent_when_the_environment_has_the_queue(tmp_path: Path) -> None:

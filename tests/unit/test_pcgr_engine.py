@@ -16,9 +16,16 @@ from pathlib import Path
 import pytest
 
 from capillary.contract.tarball import ExtractedSample, safe_extract
-from capillary.worker.config import ConsumerConfig, PcgrConfig
+from capillary.worker.config import ConsumerConfig
 from capillary.worker.engines import EngineInputError, EngineSetupError, get_engine, run_process
-from capillary.worker.engines.pcgr import build_args, default_sample_id, option_args, select_refdata
+from capillary.worker.engines.pcgr import (
+    PcgrConfig,
+    build_args,
+    default_sample_id,
+    invocation,
+    option_args,
+    select_refdata,
+)
 from tests.support.pcgr_standin import conda_layout, refdata_layout
 from tests.support.samples import make_sample_tarball
 
@@ -160,7 +167,7 @@ def test_conda_run_sets_the_env_and_produces_outputs(tmp_path: Path) -> None:
     cmd = engine.command(sample, "b1-sample", outdir)
     outcome = run_process(cmd, tmp_path / "engine.log", timeout_s=30, stops=(threading.Event(),))
     # THEN PCGR ran from the env, in its own process group, writing into the output dir
-    assert outcome.ok, (tmp_path / "engine.log").read_text()
+    assert outcome.returncode == 0 and not outcome.timed_out, (tmp_path / "engine.log").read_text()
     call = json.loads((outdir / "fake-pcgr-call.json").read_text())
     assert call["conda_prefix"] == str(prefix)
     assert call["xdg_cache_home"].startswith(str(tmp_path / "ws"))
@@ -179,7 +186,7 @@ def test_engine_failure_status_reaches_the_outcome(tmp_path: Path, monkeypatch: 
     cmd = get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "ws" / "out" / "s")
     outcome = run_process(cmd, tmp_path / "engine.log", timeout_s=30, stops=(threading.Event(),))
     assert outcome.returncode == 3
-    assert not outcome.ok
+    assert not outcome.timed_out and not outcome.stopped
 
 
 def test_missing_pcgrr_sibling_is_a_setup_error(tmp_path: Path) -> None:
@@ -217,6 +224,33 @@ def test_container_method_runs_as_this_user_with_a_writable_cache(tmp_path: Path
     assert flag_value(inner, "--input_cna").startswith("/mnt/input/")
     assert flag_value(inner, "--refdata_dir") == "/mnt/refdata"
     assert flag_value(inner, "--output_dir") == "/mnt/output"
+
+
+def test_the_engine_runs_the_argv_the_pcgr_role_smoke_checks(tmp_path: Path) -> None:
+    # GIVEN the shape the pcgr role checks an install with (`pcgr --version`, no mounts)
+    cfg = config(tmp_path, method="container")
+    smoke, _ = invocation(cfg.pcgr, ["--version"], user="65534:65534", cache=tmp_path)
+    # WHEN the engine builds a sample's command
+    sample = extracted(tmp_path, cna=True)
+    argv = get_engine("pcgr", cfg).command(sample, "s", tmp_path / "ws" / "out" / "s").argv
+
+    # THEN the two differ only in the user, the mounts and PCGR's own arguments
+    def shape(a: list[str]) -> list[str]:
+        return [x for x in a[: a.index("pcgr") + 1] if not x.startswith(("--user=", "--volume="))]
+
+    assert shape(argv) == shape(smoke)
+    assert smoke[-2:] == ["pcgr", "--version"] and "--user=65534:65534" in smoke
+
+
+def test_conda_env_defaults_to_the_pcgr_roles_layout_for_the_release(tmp_path: Path) -> None:
+    # GIVEN no conda_prefix: the env is where the pcgr role installs the configured release
+    pcgr = PcgrConfig(release="2.2.5", method="conda")
+    argv, env = invocation(pcgr, ["--version"], user="", cache=tmp_path / ".cache", environ={"PATH": "/bin"})
+    # THEN PCGR runs from that env, with CONDA_PREFIX (its pcgrr sibling is found from it) and a cache
+    assert argv == ["/opt/pcgr/2.2.5/envs/pcgr/bin/pcgr", "--version"]
+    assert env["CONDA_PREFIX"] == "/opt/pcgr/2.2.5/envs/pcgr"
+    assert env["PATH"] == "/opt/pcgr/2.2.5/envs/pcgr/bin:/bin"
+    assert env["XDG_CACHE_HOME"] == str(tmp_path / ".cache") and env["HOME"] == str(tmp_path)
 
 
 def cmd_refdata_root(argv: list[str]) -> Path:
@@ -285,7 +319,7 @@ def test_two_assemblies_installed_each_sample_runs_pcgr_on_its_own(
         # WHEN each runs through the stand-in PCGR
         cmd = engine.command(sample, f"b1-abc123-{assembly}", outdir)
         outcome = run_process(cmd, tmp_path / f"{assembly}.log", timeout_s=30, stops=(threading.Event(),))
-        assert outcome.ok, (tmp_path / f"{assembly}.log").read_text()
+        assert outcome.returncode == 0, (tmp_path / f"{assembly}.log").read_text()
         # THEN PCGR was given the bundle of the sample's own assembly, and that assembly
         argv = json.loads((outdir / "fake-pcgr-call.json").read_text())["argv"].split()
         assert Path(flag_value(argv, flag)).parts[-1] == assembly

@@ -6,7 +6,7 @@ import pytest
 
 from capillary.release.catalogue import CatalogueError, load_catalogue
 from capillary.release.pcgr_install import conda_plan
-from capillary.release.refdata import artifacts_for, current_refdata_dir, current_vep_dir, s3_key
+from capillary.release.refdata import artifacts_for
 
 
 def test_upstream_artifacts_land_in_versioned_directories() -> None:
@@ -48,10 +48,12 @@ def test_unsupported_assembly_and_source_are_refused() -> None:
         artifacts_for(release, source="ftp")
 
 
-def test_current_paths_and_mirror_keys() -> None:
-    assert current_refdata_dir("/srv/capillary", "grch38") == "/srv/capillary/refdata/current/grch38"
-    assert current_vep_dir("/srv/capillary") == "/srv/capillary/vep/current"
-    assert s3_key("/refdata/", "x.tgz") == "refdata/x.tgz" and s3_key("", "x.tgz") == "x.tgz"
+def test_artifacts_carry_their_part_file_and_stamp_name() -> None:
+    # The fetch tool runs on the target without the package: the layout reaches it in the spec.
+    bundle, vep = artifacts_for(load_catalogue().release("2.3.2"), root="/data")
+    assert bundle["part"] == "/data/.downloads/pcgr_ref_data.20260620.grch38.tgz.part"
+    assert vep["part"] == f"/data/.downloads/{vep['filename']}.part"
+    assert {a["stamp"] for a in (bundle, vep)} == {".capillary-artifact.json"}
 
 
 def test_conda_envs_are_siblings_under_a_versioned_prefix() -> None:
@@ -70,7 +72,8 @@ def test_conda_envs_are_siblings_under_a_versioned_prefix() -> None:
         "--file",
         "/opt/pcgr/2.2.5/locks/pcgrr-linux-64.lock",
     ]
-    assert plan["run"][-2:] == ["--prefix", "/opt/pcgr/2.2.5/envs/pcgr"]
+    assert plan["pcgr_env"] == "/opt/pcgr/2.2.5/envs/pcgr"
+    assert plan["pcgr_bin"] == "/opt/pcgr/2.2.5/envs/pcgr/bin/pcgr"
     lock_urls = [e["lock_url"] for e in plan["envs"]]
     assert lock_urls == [
         "https://raw.githubusercontent.com/sigven/pcgr/v2.2.5/conda/env/lock/pcgr-linux-64.lock",

@@ -7,10 +7,15 @@
 Shipped by the image_hygiene role and run on the target with the target's own python3 (standard
 library only, Python >= 3.7). It never prints file contents: a finding is a path and a reason.
 
-    python3 hygiene_gate.py --root / --exclude /proc --exclude /sys --workspace /srv/capillary/work
+    python3 hygiene_gate.py --root / --exclude /proc --exclude /sys --workspace <data root>/work
+
+It cannot import the capillary package (a target need not have it): the role passes the worker
+layout's paths and names (the workspace, the reference stamp) as arguments.
 
 Exit status is 0 whether or not something was found (the caller decides); 2 on bad arguments.
 """
+
+from __future__ import annotations
 
 import argparse
 import fnmatch
@@ -50,7 +55,7 @@ REFERENCE_REASONS = ("sample-like file",)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def parse_args(argv):
+def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--root", default="/", help="filesystem to scan (an image mounted elsewhere)")
     p.add_argument("--exclude", action="append", default=[], help="absolute path not descended into")
@@ -78,11 +83,11 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def _inside(path, roots):
+def _inside(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def _read_head(path, limit):
+def _read_head(path: str, limit: int) -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read(limit)
@@ -90,11 +95,11 @@ def _read_head(path, limit):
         return b""
 
 
-def content_findings(data):
+def content_findings(data: bytes) -> list[str]:
     """Reasons why this file's bytes must not be in an image (empty when clean)."""
     if b"\0" in data[:8192]:
         return []
-    reasons = []
+    reasons: list[str] = []
     if PRIVATE_KEY.search(data):
         reasons.append("private key")
     for reason, pattern in CREDENTIALS:
@@ -103,9 +108,9 @@ def content_findings(data):
     return reasons
 
 
-def name_findings(rel, name, parent):
+def name_findings(rel: str, name: str, parent: str) -> list[str]:
     """Reasons from the path alone (`rel` is the path as seen from inside the image)."""
-    reasons = []
+    reasons: list[str] = []
     if any(fnmatch.fnmatch(name, pattern) for pattern in SAMPLE_PATTERNS):
         reasons.append("sample-like file")
     if name in AUTHORIZED_KEYS:
@@ -117,7 +122,7 @@ def name_findings(rel, name, parent):
     return reasons
 
 
-def reference_stamp(path):
+def reference_stamp(path: str) -> str:
     """The stamp's artifact name if it records a verified download (file name and sha256)."""
     try:
         with open(path) as fh:
@@ -129,14 +134,16 @@ def reference_stamp(path):
     return str(stamp.get("filename") or "")
 
 
-def scan_tree(root, excludes, content_roots, max_bytes, stamp_name=""):
-    findings = []
+def scan_tree(
+    root: str, excludes: list[str], content_roots: list[str], max_bytes: int, stamp_name: str = ""
+) -> tuple[list[dict[str, str]], int]:
+    findings: list[dict[str, str]] = []
     scanned = 0
-    references = {}  # directory (inside the image) -> artifact its stamp names
+    references: dict[str, str] = {}  # directory (inside the image) -> artifact its stamp names
     root = os.path.abspath(root)
     prefix = "" if root == "/" else root
 
-    def inside_image(path):
+    def inside_image(path: str) -> str:
         return path[len(prefix) :] or "/"
 
     for dirpath, dirnames, filenames in os.walk(root, topdown=True, followlinks=False):
@@ -166,7 +173,7 @@ def scan_tree(root, excludes, content_roots, max_bytes, stamp_name=""):
     return findings, scanned
 
 
-def machine_id_findings(root):
+def machine_id_findings(root: str) -> list[dict[str, str]]:
     findings = []
     for rel in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
         full = os.path.join(root, rel.lstrip("/"))
@@ -177,7 +184,7 @@ def machine_id_findings(root):
     return findings
 
 
-def workspace_findings(root, workspaces):
+def workspace_findings(root: str, workspaces: list[str]) -> list[dict[str, str]]:
     findings = []
     for rel in workspaces:
         full = os.path.join(root, rel.lstrip("/"))
@@ -190,7 +197,7 @@ def workspace_findings(root, workspaces):
     return findings
 
 
-def journal_findings(root, unit):
+def journal_findings(root: str, unit: str) -> tuple[list[dict[str, str]], str]:
     """Entries showing `unit` ran here: its own messages or systemd's about it."""
     journalctl = shutil.which("journalctl")
     if journalctl is None:
@@ -225,7 +232,7 @@ def journal_findings(root, unit):
     ], "dirty"
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     root = os.path.abspath(args.root)

@@ -1,12 +1,6 @@
-"""How the pcgr role installs a PCGR release with conda: the layout and the exact commands.
-
-PCGR 2.x finds its R environment as `dirname($CONDA_PREFIX)/pcgrr`, so the two environments
-are siblings under one versioned prefix:
-
-    <prefix>/bin/micromamba
-    <prefix>/<version>/locks/{pcgr,pcgrr}-linux-64.lock
-    <prefix>/<version>/envs/pcgr     (python + VEP workflow; `pcgr` lives in its bin/)
-    <prefix>/<version>/envs/pcgrr    (R + quarto reporting)
+"""How the pcgr role installs a PCGR release with conda: the exact commands, on the conda layout
+of `capillary.contract.layout.CondaLayout` (`<prefix>/<version>/envs/{pcgr,pcgrr}`, micromamba
+in `<prefix>/bin`), which the pcgr engine runs the release from.
 
 The role gets these from the `capillary.pcgr.pcgr_conda_plan` filter; unit tests pin them.
 """
@@ -17,31 +11,30 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
+from capillary.contract.layout import CONDA_ENVS, CONDA_PREFIX, CondaLayout
 from capillary.release.catalogue import Release
 
-ENVS = ("pcgr", "pcgrr")
+ENVS = CONDA_ENVS
 
 
 def conda_plan(
     release: Release | Mapping[str, Any],
-    prefix: str = "/opt/pcgr",
+    prefix: str = CONDA_PREFIX,
     lock_base_url: str = "",
 ) -> dict[str, Any]:
     """Paths, lock-file downloads and `micromamba create` argv for both environments."""
     rel = release.as_dict() if isinstance(release, Release) else dict(release)
     if not prefix.startswith("/"):
         raise ValueError(f"pcgr_conda_prefix {prefix!r}: expected an absolute path")
-    root = PurePosixPath(prefix)
+    layout = CondaLayout(PurePosixPath(prefix))
     version = rel["version"]
-    micromamba = str(root / "bin" / "micromamba")
-    envs_dir = root / version / "envs"
-    locks_dir = root / version / "locks"
+    micromamba = str(layout.micromamba)
     envs: list[dict[str, Any]] = []
     for env in ENVS:
         url = rel["install"]["lock_files"][env]
         name = url.rsplit("/", 1)[1]
-        lock = str(locks_dir / name)
-        path = str(envs_dir / env)
+        lock = str(layout.locks_dir(version) / name)
+        path = str(layout.env(version, env))
         envs.append(
             {
                 "name": env,
@@ -54,7 +47,7 @@ def conda_plan(
                     "create",
                     "--yes",
                     "--root-prefix",
-                    str(root),
+                    str(layout.prefix),
                     "--prefix",
                     path,
                     "--file",
@@ -62,13 +55,13 @@ def conda_plan(
                 ],
             }
         )
-    pcgr_env = str(envs_dir / "pcgr")
+    pcgr_env = str(layout.env(version, "pcgr"))
     return {
         "prefix": prefix,
         "micromamba": micromamba,
-        "locks_dir": str(locks_dir),
-        "envs_dir": str(envs_dir),
+        "locks_dir": str(layout.locks_dir(version)),
+        "envs_dir": str(layout.envs_dir(version)),
         "envs": envs,
+        "pcgr_env": pcgr_env,
         "pcgr_bin": f"{pcgr_env}/bin/pcgr",
-        "run": [micromamba, "run", "--root-prefix", str(root), "--prefix", pcgr_env],
     }

@@ -1,15 +1,8 @@
-"""Where PCGR reference data lives on a worker, and what the pcgr_refdata role must fetch.
+"""What the pcgr_refdata role must fetch, and where each artifact goes on a worker.
 
-Layout under the data volume's mountpoint (`/srv/capillary` by default):
-
-    refdata/<bundle>/<assembly>/data/<assembly>/.PCGR_BUNDLE_VERSION   (PCGR's --refdata_dir)
-    refdata/current -> <bundle>
-    vep/<version>/homo_sapiens/<version>_<GRCh38|GRCh37>/                  (PCGR's --vep_dir)
-    vep/current -> <version>
-    .downloads/<file>.part                                                 (resumable transfers)
-
-The role (through the `capillary.pcgr.refdata_artifacts` filter), the pcgr role's container
-wrapper and the PCGR engine all derive these paths from here.
+The layout itself (`refdata/<bundle>/<assembly>`, `vep/<version>`, `.downloads/`, the `current`
+links) is `capillary.contract.layout.WorkerLayout`'s; this module lists the catalogue's artifacts
+of a release against it, for the role (through the `capillary.pcgr.refdata_artifacts` filter).
 """
 
 from __future__ import annotations
@@ -18,39 +11,26 @@ from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
+from capillary.contract.layout import ARTIFACT_STAMP, DATA_ROOT, WorkerLayout
 from capillary.release.catalogue import CatalogueError, Release
 
-DEFAULT_ROOT = "/srv/capillary"
 SOURCES = ("upstream", "s3", "path")
 
 
 def bundle_dir(root: str, bundle_version: str, assembly: str) -> str:
-    return str(PurePosixPath(root) / "refdata" / bundle_version / assembly)
+    """Where a bundle of `assembly` is installed under the data root `root`."""
+    return str(WorkerLayout(PurePosixPath(root)).bundle_dir(bundle_version, assembly))
 
 
 def vep_dir(root: str, vep_version: int | str) -> str:
-    return str(PurePosixPath(root) / "vep" / str(vep_version))
-
-
-def current_refdata_dir(root: str, assembly: str) -> str:
-    """PCGR's `--refdata_dir` for the active bundle."""
-    return str(PurePosixPath(root) / "refdata" / "current" / assembly)
-
-
-def current_vep_dir(root: str) -> str:
-    """PCGR's `--vep_dir` for the active VEP cache."""
-    return str(PurePosixPath(root) / "vep" / "current")
-
-
-def s3_key(prefix: str, filename: str) -> str:
-    """Where the mirror keeps an artifact: `<prefix>/<file name as upstream names it>`."""
-    return f"{prefix.strip('/')}/{filename}" if prefix.strip("/") else filename
+    """Where a VEP cache release is installed under the data root `root`."""
+    return str(WorkerLayout(PurePosixPath(root)).vep_dir(vep_version))
 
 
 def artifacts_for(
     release: Release | Mapping[str, Any],
     *,
-    root: str = DEFAULT_ROOT,
+    root: str = DATA_ROOT,
     assemblies: Sequence[str] = ("grch38",),
     source: str = "upstream",
     base_url: str = "",
@@ -65,6 +45,7 @@ def artifacts_for(
     if source not in SOURCES:
         raise CatalogueError(f"source {source!r}: expected one of {', '.join(SOURCES)}")
     rel = release.as_dict() if isinstance(release, Release) else dict(release)
+    layout = WorkerLayout(PurePosixPath(root))
     supported = list(rel["assemblies"])
     out: list[dict[str, Any]] = []
     for assembly in assemblies:
@@ -87,16 +68,18 @@ def artifacts_for(
             "size": art["size"],
             "sha256": art["sha256"] or recorded_sha,
             "sha256_source": "catalogue" if art["sha256"] else ("recorded" if recorded_sha else ""),
-            "downloads": str(PurePosixPath(root) / ".downloads"),
+            "downloads": str(layout.downloads),
+            "part": str(layout.part_file(filename)),
+            "stamp": ARTIFACT_STAMP,
         }
         if art["kind"] == "bundle":
-            item["dest"] = bundle_dir(root, art["version"], art["assembly"])
+            item["dest"] = str(layout.bundle_dir(art["version"], art["assembly"]))
             item["member"] = ""
             item["check_file"] = rel["bundle"]["assemblies"][art["assembly"]]["version_path"]
             item["check_content"] = art["version"]
         else:
             cache = rel["vep"]["cache_dirs"][art["assembly"]]
-            item["dest"] = str(PurePosixPath(vep_dir(root, art["version"])) / cache)
+            item["dest"] = str(layout.vep_dir(art["version"]) / cache)
             item["member"] = cache
             item["check_file"] = ""
             item["check_content"] = ""

@@ -6,7 +6,7 @@ here: boto3 reads the standard `AWS_ENDPOINT_URL*` variables itself.
 
 Environment overrides use the field name in upper case: `CAPILLARY_QUEUE_URL`,
 `CAPILLARY_ENGINE_TIMEOUT_S`; fields of the `[pcgr]` and `[summary]` tables take their table as
-a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_DELAY_S`. A list takes its items
+a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_BCFTOOLS`. A list takes its items
 comma-separated: `CAPILLARY_PCGR_ASSEMBLIES=grch37,grch38`.
 
 A worker image is the same for every deployment, so a worker learns its deployment at launch:
@@ -27,7 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capillary.contract.layout import STATE_FILE, WorkerLayout
 from capillary.contract.pcgr_options import ASSEMBLIES
+from capillary.worker.engines import available as available_engines
+from capillary.worker.engines.pcgr import PcgrConfig
+from capillary.worker.engines.summary import SummaryConfig
 
 DEFAULT_CONFIG = Path("/etc/capillary/consumer.toml")
 ENV_PREFIX = "CAPILLARY_"
@@ -40,57 +44,13 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class PcgrConfig:
-    """How the `pcgr` engine finds and runs the installed PCGR release."""
-
-    release: str = "2.3.0"
-    bundle_version: str = ""
-    # pcgr_refdata's layout: the active bundles as `<refdata_root>/<assembly>`, one per installed
-    # assembly; a sample runs on the one its TOML's genome_assembly names.
-    refdata_root: Path = Path("/srv/capillary/refdata/current")
-    assemblies: tuple[str, ...] = ("grch38",)
-    # The older per-assembly form (`…/current/grch38`): when set, it replaces the two above and
-    # the worker serves that one assembly, named by the directory. Not to be combined with them.
-    refdata_dir: Path | None = None
-    # One VEP cache directory holds every assembly's cache (`homo_sapiens/<v>_GRCh38`, `…_GRCh37`);
-    # PCGR picks by --genome_assembly.
-    vep_dir: Path = Path("/srv/capillary/vep/current")
-    # conda: the release's `pcgr` env (`conda_prefix`) with `pcgrr` as its sibling env.
-    # container: the release's image run through `container_runtime`.
-    method: str = "conda"
-    conda_prefix: Path = Path("/opt/pcgr/conda/envs/pcgr")
-    container_image: str = ""
-    container_runtime: str = "podman"
-    threads: int = 2
-
-    @property
-    def installed_assemblies(self) -> tuple[str, ...]:
-        """The assemblies this worker has reference data for."""
-        return (self.refdata_dir.name,) if self.refdata_dir is not None else self.assemblies
-
-    def assembly_refdata_dir(self, assembly: str) -> Path:
-        """PCGR's `--refdata_dir` (1.4: `--pcgr_dir`) for `assembly`, installed or not."""
-        root = self.refdata_dir.parent if self.refdata_dir is not None else self.refdata_root
-        return root / assembly
-
-
-@dataclass(frozen=True)
-class SummaryConfig:
-    """The light `summary` engine; `delay_s` stretches a run for smoke and fault tests."""
-
-    bcftools: str = "bcftools"
-    delay_s: float = 0.0
-
-
-@dataclass(frozen=True)
 class ConsumerConfig:
     queue_url: str
     bucket: str = ""
     # Empty: boto3's own chain (AWS_REGION / AWS_DEFAULT_REGION, the config file, IMDS).
     region: str = ""
-    deployment: str = ""
-    workdir: Path = Path("/srv/capillary/work")
-    state_file: Path = Path("/run/capillary/state.json")
+    workdir: Path = Path(WorkerLayout().workspace)
+    state_file: Path = Path(STATE_FILE)
     engine: str = "summary"
     engine_timeout_s: int = 36000
     poll_wait_s: int = 20
@@ -109,11 +69,8 @@ class ConsumerConfig:
     pcgr: PcgrConfig = field(default_factory=PcgrConfig)
     summary: SummaryConfig = field(default_factory=SummaryConfig)
 
-    @property
-    def dead_letter_hint(self) -> str:
-        return f"after {self.max_receive_count} receives the queue moves the message to its dead-letter queue"
 
-
+# Each engine's section, the dataclass its module defines (the engines never import this module).
 _NESTED: dict[str, type[Any]] = {"pcgr": PcgrConfig, "summary": SummaryConfig}
 
 
@@ -214,12 +171,8 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
     """Cross-field checks; returns `cfg` or raises ConfigError naming the field."""
     if not cfg.queue_url.startswith(("https://", "http://")):
         raise ConfigError(f"queue_url: expected an SQS queue URL (http[s]://…), got {cfg.queue_url!r}")
-    from capillary.worker.engines import (
-        available,  # the engines package never imports this module at run time
-    )
-
-    if cfg.engine not in available():
-        raise ConfigError(f"engine: {cfg.engine!r} is not one of {', '.join(available())}")
+    if cfg.engine not in available_engines():
+        raise ConfigError(f"engine: {cfg.engine!r} is not one of {', '.join(available_engines())}")
     if not cfg.workdir.is_absolute():
         raise ConfigError(f"workdir: must be an absolute path, got {str(cfg.workdir)!r}")
     if not cfg.state_file.is_absolute():
@@ -254,8 +207,6 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
     if cfg.engine == "pcgr" and cfg.pcgr.method == "container" and not cfg.pcgr.container_image:
         raise ConfigError("pcgr.container_image: required when pcgr.method is container")
     _check_refdata(cfg.pcgr)
-    if cfg.summary.delay_s < 0:
-        raise ConfigError(f"summary.delay_s: must be 0 or more, got {cfg.summary.delay_s}")
     _positive("pcgr.threads", cfg.pcgr.threads)
     _positive("log_tail_lines", cfg.log_tail_lines)
     _positive("max_tarball_bytes", cfg.max_tarball_bytes)
@@ -305,18 +256,21 @@ class ConfigUnavailableError(RuntimeError):
     """Parameter Store could not be read (yet): worth retrying, unlike a ConfigError."""
 
 
-# Parameters of the deployment's SSM config path (roles/intake) and the settings they feed.
-# Parameters with other names (the events queue, the notify topic) are for other readers.
-SSM_SETTINGS = {
-    "work_queue_url": "queue_url",
+# Every parameter roles/intake writes under the deployment's SSM config path (/capillary/<d>/config;
+# the role's `_intake_config_parameters`, which a unit test keeps equal to this list), and the
+# consumer setting it feeds; None: written for operators and other tools, not read here.
+SSM_PARAMETERS: dict[str, str | None] = {
+    "platform": None,
     "bucket": "bucket",
+    "work_queue_url": "queue_url",
+    "dead_letter_queue_url": None,
+    "events_queue_url": None,
+    "notify_topic_arn": None,
     "visibility_timeout_s": "visibility_timeout_s",
+    # Error reports say when an attempt is the last one.
     "max_receive_count": "max_receive_count",
-    "engine": "engine",
-    "engine_timeout_s": "engine_timeout_s",
-    "idle_minutes": "idle_minutes",
-    "retry_backoff_s": "retry_backoff_s",
 }
+SSM_SETTINGS = {name: setting for name, setting in SSM_PARAMETERS.items() if setting is not None}
 
 
 def ssm_overrides(ssm_path: str, client: Any = None) -> dict[str, str]:

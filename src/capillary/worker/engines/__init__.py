@@ -1,8 +1,10 @@
 """Engines turn one unpacked sample into reports; the consumer only runs the command they build.
 
-An engine is a module `capillary.worker.engines.<name>` exposing `ENGINE`, a class taking the consumer's
-configuration. Configuration names the engine (`engine = "summary"`); nothing guesses. Adding an
-engine means adding one module.
+An engine is a module `capillary.worker.engines.<name>` exposing `ENGINE`, a class taking its own
+section of the consumer's configuration (the `[<name>]` table, a dataclass the module defines:
+`PcgrConfig`, `SummaryConfig`). Configuration names the engine (`engine = "summary"`); nothing
+guesses. Adding an engine means adding one module (and its section to `worker.config`). The
+engines never import the configuration module: it imports them.
 
 Every engine runs as a subprocess in its own process group, so a timeout, a spot notice or a
 SIGTERM kills the whole tree (PCGR starts VEP, R and friends) and never leaves half a run behind.
@@ -25,7 +27,6 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from capillary.contract.tarball import ExtractedSample
-    from capillary.worker.config import ConsumerConfig
 
 KILL_GRACE_S = 3.0
 
@@ -66,11 +67,16 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
-def get_engine(name: str, cfg: ConsumerConfig) -> Engine:
+def get_engine(name: str, cfg: object) -> Engine:
+    """The engine `name`, given its section of `cfg` (the consumer's configuration: the section is
+    its attribute of the same name, e.g. `cfg.pcgr`)."""
     if name not in available():
         raise EngineSetupError(f"engine {name!r} is not one of {', '.join(available())}")
+    section = getattr(cfg, name, None)
+    if section is None:
+        raise EngineSetupError(f"engine {name!r}: the configuration has no [{name}] section")
     module = importlib.import_module(f"capillary.worker.engines.{name}")
-    engine: Engine = module.ENGINE(cfg)
+    engine: Engine = module.ENGINE(section)
     return engine
 
 
@@ -80,10 +86,6 @@ class ProcessOutcome:
     duration_s: float
     timed_out: bool = False
     stopped: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out and not self.stopped
 
 
 def kill_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> None:

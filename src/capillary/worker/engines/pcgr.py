@@ -13,33 +13,136 @@ an EngineInputError naming the sample, the assembly and the installed ones, befo
 an assembly the configuration lists whose directory is missing is an EngineSetupError (the
 worker, not the sample, is at fault). The VEP cache directory holds every assembly's cache.
 
-Two ways to run it:
-- `conda`: the release's `pcgr` env at `pcgr.conda_prefix`, with the `pcgrr` env beside it (PCGR
-  finds its R half as a sibling of `$CONDA_PREFIX`).
+Two ways to run it, both on `capillary.contract.layout` (the pcgr role installs the release there
+and smoke-checks it through `invocation`, the same argv this engine runs):
+- `conda`: the release's `pcgr` env (`pcgr.conda_prefix`, by default the role's
+  `/opt/pcgr/<release>/envs/pcgr`), with the `pcgrr` env beside it (PCGR finds its R half as a
+  sibling of `$CONDA_PREFIX`).
 - `container`: the release's image through `pcgr.container_runtime`, as the worker's own uid, with
-  the inputs and reference data read-only and `XDG_CACHE_HOME` pointing somewhere writable (the
-  report renderer caches there, and a non-root user has no home in the image).
+  the inputs and reference data read-only at the layout's mount points and `XDG_CACHE_HOME`
+  pointing somewhere writable (the report renderer caches there, and a non-root user has no home
+  in the image).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from capillary.contract.layout import (
+    CONTAINER_HOME,
+    CONTAINER_INPUT,
+    CONTAINER_OUTPUT,
+    CONTAINER_REFDATA,
+    CONTAINER_VEP,
+    CONTAINER_XDG_CACHE_HOME,
+    SAMPLE_CACHE,
+    CondaLayout,
+    WorkerLayout,
+    sibling_env,
+)
 from capillary.contract.pcgr_options import OPTIONS, validate_options
 from capillary.worker.engines import EngineCommand, EngineInputError, EngineSetupError
 
 if TYPE_CHECKING:
     from capillary.contract.tarball import ExtractedSample
-    from capillary.worker.config import ConsumerConfig, PcgrConfig
 
 _SAMPLE_ID_MAX = 35
-_CONTAINER_INPUT = "/mnt/input"
-_CONTAINER_OUTPUT = "/mnt/output"
-_CONTAINER_REFDATA = "/mnt/refdata"
-_CONTAINER_VEP = "/mnt/vep"
+_METHODS = ("conda", "container")
+
+
+@dataclass(frozen=True)
+class PcgrConfig:
+    """The `[pcgr]` section: how this engine finds and runs the installed PCGR release."""
+
+    release: str = "2.3.0"
+    bundle_version: str = ""
+    # pcgr_refdata's layout: the active bundles as `<refdata_root>/<assembly>`, one per installed
+    # assembly; a sample runs on the one its TOML's genome_assembly names.
+    refdata_root: Path = Path(WorkerLayout().refdata_current)
+    assemblies: tuple[str, ...] = ("grch38",)
+    # The older per-assembly form (`…/current/grch38`): when set, it replaces the two above and
+    # the worker serves that one assembly, named by the directory. Not to be combined with them.
+    refdata_dir: Path | None = None
+    # One VEP cache directory holds every assembly's cache (`homo_sapiens/<v>_GRCh38`, `…_GRCh37`);
+    # PCGR picks by --genome_assembly.
+    vep_dir: Path = Path(WorkerLayout().vep_current)
+    # conda: the release's `pcgr` env (`conda_prefix`) with `pcgrr` as its sibling env.
+    # container: the release's image run through `container_runtime`.
+    method: str = "conda"
+    # The `pcgr` env's prefix; unset, the pcgr role's layout for `release`.
+    conda_prefix: Path | None = None
+    container_image: str = ""
+    container_runtime: str = "podman"
+    threads: int = 2
+
+    @property
+    def installed_assemblies(self) -> tuple[str, ...]:
+        """The assemblies this worker has reference data for."""
+        return (self.refdata_dir.name,) if self.refdata_dir is not None else self.assemblies
+
+    def assembly_refdata_dir(self, assembly: str) -> Path:
+        """PCGR's `--refdata_dir` (1.4: `--pcgr_dir`) for `assembly`, installed or not."""
+        root = self.refdata_dir.parent if self.refdata_dir is not None else self.refdata_root
+        return root / assembly
+
+    @property
+    def conda_env(self) -> Path:
+        """The `pcgr` env PCGR runs from (conda method): `conda_prefix`, or the role's layout."""
+        if self.conda_prefix is not None:
+            return self.conda_prefix
+        return Path(CondaLayout().env(self.release, "pcgr"))
+
+
+def invocation(
+    cfg: PcgrConfig,
+    args: Sequence[str],
+    *,
+    user: str,
+    cache: Path,
+    volumes: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that run `pcgr <args>` the configured way: the one shape the
+    engine runs a sample with and the pcgr role smoke-checks an install with.
+
+    `user` (uid:gid) and `volumes` (`host:inside:mode`) apply to the container method, `cache`
+    (the writable XDG_CACHE_HOME, HOME its parent) to the conda method; `environ` is the
+    environment the command starts from (default: this process's).
+    """
+    if cfg.method not in _METHODS:
+        raise EngineSetupError(f"pcgr.method {cfg.method!r} is not one of {', '.join(_METHODS)}")
+    env = dict(os.environ if environ is None else environ)
+    if cfg.method == "container":
+        argv = [
+            cfg.container_runtime,
+            "run",
+            "--rm",
+            "--network=none",
+            f"--user={user}",
+            f"--env=XDG_CACHE_HOME={CONTAINER_XDG_CACHE_HOME}",
+            f"--env=HOME={CONTAINER_HOME}",
+            *(f"--volume={volume}" for volume in volumes),
+            cfg.container_image,
+            "pcgr",
+            *args,
+        ]
+        return argv, env
+    prefix = cfg.conda_env
+    env.update(
+        {
+            "CONDA_PREFIX": str(prefix),
+            "CONDA_DEFAULT_ENV": prefix.name,
+            "PATH": f"{prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+            "XDG_CACHE_HOME": str(cache),
+            "HOME": str(cache.parent),
+        }
+    )
+    return [str(prefix / "bin" / "pcgr"), *args], env
 
 
 def release_major(release: str) -> int:
@@ -134,8 +237,8 @@ def build_args(
 class PcgrEngine:
     name = "pcgr"
 
-    def __init__(self, cfg: ConsumerConfig) -> None:
-        self.cfg: PcgrConfig = cfg.pcgr
+    def __init__(self, cfg: PcgrConfig) -> None:
+        self.cfg = cfg
 
     def versions(self) -> dict[str, str]:
         return {
@@ -167,7 +270,7 @@ class PcgrEngine:
         refdata = select_refdata(self.cfg, str(options["genome_assembly"]), sample_id)
         sid = default_sample_id(sample_id)
         outdir.mkdir(parents=True, exist_ok=True)
-        cache = outdir.parent / ".cache"
+        cache = outdir.parent / SAMPLE_CACHE
         cache.mkdir(exist_ok=True)
         if self.cfg.method == "container":
             return self._container(sample, vcf, options, sid, outdir, cache, refdata)
@@ -183,7 +286,7 @@ class PcgrEngine:
         cache: Path,
         refdata: Path,
     ) -> EngineCommand:
-        prefix = self.cfg.conda_prefix
+        prefix = self.cfg.conda_env
         args = build_args(
             release=self.cfg.release,
             options=options,
@@ -197,22 +300,13 @@ class PcgrEngine:
         executable = prefix / "bin" / "pcgr"
         if not os.access(executable, os.X_OK):
             raise EngineSetupError(f"pcgr.conda_prefix: {executable} is not an executable PCGR install")
-        if not (prefix.parent / "pcgrr").is_dir():
+        pcgrr = sibling_env(prefix, "pcgrr")
+        if not pcgrr.is_dir():
             raise EngineSetupError(
-                "pcgr.conda_prefix: the pcgrr env must sit beside the pcgr env "
-                f"({prefix.parent / 'pcgrr'} is missing)"
+                f"pcgr.conda_prefix: the pcgrr env must sit beside the pcgr env ({pcgrr} is missing)"
             )
-        env = dict(os.environ)
-        env.update(
-            {
-                "CONDA_PREFIX": str(prefix),
-                "CONDA_DEFAULT_ENV": prefix.name,
-                "PATH": f"{prefix / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
-                "XDG_CACHE_HOME": str(cache),
-                "HOME": str(cache.parent),
-            }
-        )
-        return EngineCommand(argv=[str(executable), *args], cwd=outdir.parent, env=env)
+        argv, env = invocation(self.cfg, args, user="", cache=cache)
+        return EngineCommand(argv=argv, cwd=outdir.parent, env=env)
 
     def _container(
         self,
@@ -225,36 +319,32 @@ class PcgrEngine:
         refdata: Path,
     ) -> EngineCommand:
         def inside(path: Path) -> str:
-            return f"{_CONTAINER_INPUT}/{path.relative_to(sample.root).as_posix()}"
+            return f"{CONTAINER_INPUT}/{path.relative_to(sample.root).as_posix()}"
 
         args = build_args(
             release=self.cfg.release,
             options=options,
             vcf=inside(vcf),
             cna=inside(sample.cna) if sample.cna else None,
-            output_dir=_CONTAINER_OUTPUT,
-            refdata_dir=_CONTAINER_REFDATA,
-            vep_dir=_CONTAINER_VEP,
+            output_dir=CONTAINER_OUTPUT,
+            refdata_dir=CONTAINER_REFDATA,
+            vep_dir=CONTAINER_VEP,
             sample_id=sid,
         )
-        argv = [
-            self.cfg.container_runtime,
-            "run",
-            "--rm",
-            "--network=none",
-            f"--user={os.getuid()}:{os.getgid()}",
-            "--env=XDG_CACHE_HOME=/tmp/.cache",
-            "--env=HOME=/tmp",
-            f"--volume={sample.root}:{_CONTAINER_INPUT}:ro",
-            f"--volume={refdata}:{_CONTAINER_REFDATA}:ro",
-            f"--volume={self.cfg.vep_dir}:{_CONTAINER_VEP}:ro",
-            f"--volume={outdir}:{_CONTAINER_OUTPUT}:rw",
-            f"--volume={cache}:/tmp/.cache:rw",
-            self.cfg.container_image,
-            "pcgr",
-            *args,
-        ]
-        return EngineCommand(argv=argv, cwd=outdir.parent, env=dict(os.environ))
+        argv, env = invocation(
+            self.cfg,
+            args,
+            user=f"{os.getuid()}:{os.getgid()}",
+            cache=cache,
+            volumes=(
+                f"{sample.root}:{CONTAINER_INPUT}:ro",
+                f"{refdata}:{CONTAINER_REFDATA}:ro",
+                f"{self.cfg.vep_dir}:{CONTAINER_VEP}:ro",
+                f"{outdir}:{CONTAINER_OUTPUT}:rw",
+                f"{cache}:{CONTAINER_XDG_CACHE_HOME}:rw",
+            ),
+        )
+        return EngineCommand(argv=argv, cwd=outdir.parent, env=env)
 
 
 ENGINE = PcgrEngine

@@ -1,11 +1,11 @@
 """`summary`: a light, real engine needing no reference data — `bcftools stats` of each VCF.
 
 Writes `summary.tsv` (one row per VCF and metric) and `summary.html` into the output directory,
-plus each VCF's full `bcftools stats` text. The image smoke tests and the local run use it; the
-`delay_s` setting stretches a run for fault tests (visibility heartbeat, spot notice, kill -9).
+plus each VCF's full `bcftools stats` text. The image smoke tests and the local run use it.
+Its `[summary]` section (`SummaryConfig`) names the bcftools it runs.
 
-Runs as `python -m capillary.worker.engines.summary --out DIR [--delay-s S] VCF...`, so the consumer
-handles it like any other engine process.
+Runs as `python -m capillary.worker.engines.summary --out DIR VCF...`, so the consumer handles it
+like any other engine process.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import argparse
 import html
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,6 @@ from capillary.worker.engines import EngineCommand, EngineInputError
 
 if TYPE_CHECKING:
     from capillary.contract.tarball import ExtractedSample
-    from capillary.worker.config import ConsumerConfig
 
 # `bcftools stats` SN rows we report, by their label.
 _METRICS = {
@@ -37,12 +36,18 @@ _METRICS = {
 }
 
 
+@dataclass(frozen=True)
+class SummaryConfig:
+    """The `[summary]` section: the light engine's one setting."""
+
+    bcftools: str = "bcftools"
+
+
 class SummaryEngine:
     name = "summary"
 
-    def __init__(self, cfg: ConsumerConfig) -> None:
-        self.bcftools = cfg.summary.bcftools
-        self.delay_s = cfg.summary.delay_s
+    def __init__(self, cfg: SummaryConfig) -> None:
+        self.bcftools = cfg.bcftools
 
     def versions(self) -> dict[str, str]:
         try:
@@ -59,8 +64,6 @@ class SummaryEngine:
             raise EngineInputError(["the sample holds no .vcf.gz file"])
         argv = [sys.executable, "-m", "capillary.worker.engines.summary", "--out", str(outdir)]
         argv += ["--bcftools", self.bcftools, "--sample-id", sample_id]
-        if self.delay_s:
-            argv += ["--delay-s", str(self.delay_s)]
         argv += [str(v) for v in sample.vcfs]
         return EngineCommand(argv=argv, cwd=sample.root)
 
@@ -104,7 +107,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--bcftools", default="bcftools")
     parser.add_argument("--sample-id", default="sample")
-    parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("vcfs", nargs="+", type=Path)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -132,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if n in metrics:
                     fh.write(f"{vcf_name}\t{n}\t{metrics[n]}\n")
     (args.out / "summary.html").write_text(_html(args.sample_id, rows))
-    if args.delay_s:
-        time.sleep(args.delay_s)
     return 0
 
 

@@ -19,9 +19,9 @@ options:
     type: dict
     required: true
   prefix:
-    description: The install prefix.
+    description: The install prefix; empty means the worker layout's (C(capillary.pcgr.worker_layout)).
     type: str
-    default: /opt/pcgr
+    default: ""
   lock_base_url:
     description: Fetch C(<lock_base_url>/<lock file name>) instead of the catalogue URL.
     type: str
@@ -33,18 +33,21 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: >-
       {{ lookup('capillary.pcgr.pcgr_release', 'current')
-         | capillary.pcgr.pcgr_conda_plan(prefix='/opt/pcgr') }}
+         | capillary.pcgr.pcgr_conda_plan }}
 """
 
 RETURN = r"""
 _value:
-  description: C(micromamba), C(envs) (name, lock_url, lock_file, path, marker, create), C(pcgr_bin), C(run).
+  description:
+    - C(prefix), C(micromamba), C(locks_dir), C(envs_dir), C(envs) (name, lock_url, lock_file, path,
+      marker, create), C(pcgr_env) and C(pcgr_bin).
   type: dict
 """
 
 from ansible.errors import AnsibleFilterError
 
 try:
+    from capillary.contract.layout import CONDA_PREFIX
     from capillary.release.pcgr_install import conda_plan
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
     IMPORT_ERROR = exc
@@ -52,13 +55,13 @@ else:
     IMPORT_ERROR = None
 
 
-def pcgr_conda_plan(release, prefix="/opt/pcgr", lock_base_url=""):
+def pcgr_conda_plan(release, prefix="", lock_base_url=""):
     if IMPORT_ERROR is not None:
         raise AnsibleFilterError(
             f"capillary.pcgr.pcgr_conda_plan needs the capillary package: {IMPORT_ERROR}"
         )
     try:
-        return conda_plan(release, prefix=prefix, lock_base_url=lock_base_url or "")
+        return conda_plan(release, prefix=prefix or CONDA_PREFIX, lock_base_url=lock_base_url or "")
     except (ValueError, KeyError) as exc:
         raise AnsibleFilterError(f"pcgr_conda_plan: {exc}") from exc
 

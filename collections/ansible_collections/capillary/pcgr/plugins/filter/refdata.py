@@ -19,9 +19,9 @@ options:
     type: dict
     required: true
   root:
-    description: The data volume's mountpoint.
+    description: The data volume's mountpoint; empty means the worker layout's default data root.
     type: str
-    default: /srv/capillary
+    default: ""
   assemblies:
     description: The assemblies to fetch.
     type: list
@@ -51,7 +51,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: One dict per artifact (kind, assembly, version, filename, url, size, sha256, dest...).
+  description:
+    - One dict per artifact (kind, assembly, version, filename, url, size, sha256, dest, part,
+      stamp...).
   type: list
   elements: dict
 """
@@ -59,6 +61,7 @@ _value:
 from ansible.errors import AnsibleFilterError
 
 try:
+    from capillary.contract.layout import DATA_ROOT
     from capillary.release.catalogue import CatalogueError
     from capillary.release.refdata import artifacts_for
 except ImportError as exc:  # pragma: no cover - depends on the controller's environment
@@ -67,9 +70,7 @@ else:
     IMPORT_ERROR = None
 
 
-def refdata_artifacts(
-    release, root="/srv/capillary", assemblies=None, source="upstream", base_url="", recorded=None
-):
+def refdata_artifacts(release, root="", assemblies=None, source="upstream", base_url="", recorded=None):
     if IMPORT_ERROR is not None:
         raise AnsibleFilterError(
             f"capillary.pcgr.refdata_artifacts needs the capillary package: {IMPORT_ERROR}"
@@ -77,13 +78,13 @@ def refdata_artifacts(
     try:
         return artifacts_for(
             release,
-            root=root,
+            root=root or DATA_ROOT,
             assemblies=list(assemblies or ["grch38"]),
             source=source,
             base_url=base_url or "",
             recorded=recorded or {},
         )
-    except CatalogueError as exc:
+    except (CatalogueError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
