@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import PurePath, PurePosixPath
 from typing import Any, TypeVar
 
+from capillary.contract.assemblies import ASSEMBLIES
+
 _P = TypeVar("_P", bound=PurePath)
 
 # --- exit codes of `capillary consume` (the unit's SuccessExitStatus / ExecStopPost read them) ---
@@ -127,6 +129,8 @@ class WorkerLayout:
         """Everything the roles need, as strings (the `capillary.pcgr.worker_layout` filter)."""
         return {
             "root": str(self.root),
+            # `refdata/<bundle>/<assembly>`: the assemblies a worker's tree can hold.
+            "assemblies": list(ASSEMBLIES),
             "refdata": str(self.refdata),
             "refdata_current": str(self.refdata_current),
             "vep": str(self.vep),

@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from capillary.contract.assemblies import ASSEMBLIES
 from capillary.contract.problems import Problem
 
 OptionType = Literal["str", "int", "float", "bool"]
 
-ASSEMBLIES: tuple[str, ...] = ("grch38", "grch37")
 # The 1.4 and 2.x tumour site codes: 0 = any site, 1..30 = a primary site (pcgr_vars.tumor_sites).
 TUMOR_SITES = range(0, 31)
 VEP_PICK_CRITERIA = (

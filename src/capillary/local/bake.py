@@ -5,7 +5,7 @@ data fetched from a local artifact server (small artifacts with the real names a
 
 - `data_volume`: the build container has no block device, and no volume is configured (no
   `data_volume_ebs_volume_id`, no `data_volume_device`), so the role runs in its directory-only
-  mode: it finds no device and only creates the mountpoint, `/srv/capillary`;
+  mode: it finds no device and only creates the mountpoint (the data root, `contract.layout`);
 - `pcgr_refdata`: the release's bundle and VEP cache from an `ArtifactServer` on the host's
   loopback, through a test catalogue (`pcgr_refdata_catalogue`: the lookup runs on the
   controller, so a controller path is right). The build container joins the host network

@@ -34,6 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from capillary.contract.layout import STATE_FILE
 from capillary.contract.naming import deployment_names
 from capillary.contract.samples import SampleKey
 from capillary.intake.handler import Clients, IntakeConfig
@@ -420,7 +421,7 @@ class LocalRun:
     def _running_keys(self) -> dict[str, str]:
         running: dict[str, str] = {}
         for worker in self.workers():
-            raw = podman("exec", worker, "cat", "/run/capillary/state.json", check=False)
+            raw = podman("exec", worker, "cat", STATE_FILE, check=False)
             with contextlib.suppress(ValueError):
                 state = json.loads(raw or "{}")
                 if state.get("state") == "working" and state.get("key"):

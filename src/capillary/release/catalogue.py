@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from capillary.contract.assemblies import ASSEMBLIES
+
 ENV_OVERRIDE = "CAPILLARY_CATALOGUE"
-ASSEMBLIES = ("grch37", "grch38")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _BUNDLE = re.compile(r"^\d{8}$")
 _SHA256 = re.compile(r"^(?:[0-9a-f]{64})?$")

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capillary.contract.assemblies import ASSEMBLIES
 from capillary.contract.layout import STATE_FILE, WorkerLayout
-from capillary.contract.pcgr_options import ASSEMBLIES
 from capillary.worker.engines import available as available_engines
 from capillary.worker.engines.pcgr import PcgrConfig
 from capillary.worker.engines.summary import SummaryConfig
