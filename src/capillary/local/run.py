@@ -43,11 +43,12 @@ from capillary.local.bake import local_bake
 from capillary.local.endpoint import LocalAWS, load_spot_series
 from capillary.local.playbook import REPO, Recap, run_playbook
 from capillary.local.podman import podman
+from capillary.local.project import containers_conf
 from capillary.release.catalogue import load_catalogue
 
 EXAMPLES = REPO / "examples"
 SPOT_SERIES = REPO / "tests" / "data" / "spot" / "eu-west-1.json"
-CONTAINERS_CONF = str(REPO / "tests" / "containers" / "containers.conf")
+CONTAINERS_CONF = str(containers_conf())
 GOOD_EXAMPLES = ("COLO829-somatic", "HG002-normal")
 BAD_EXAMPLE = "broken-somatic"
 
