@@ -40,6 +40,43 @@ def aws(_local_aws_server: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> Iterato
     _local_aws_server.set_iam_enforcement(None)
 
 
+# Under `pytest -n N` (make test runs two workers, one per core), tests that share a host-wide
+# resource run in one group, on one worker, one after another: the bake and the whole local run
+# share the `localhost/capillary-worker:<release>` tag and its cache (baking it twice at once
+# would cost minutes and race on the tag); the Packer tests take loop devices. Everything else
+# is independent: each worker has its own local endpoint, and containers carry per-test names.
+XDIST_GROUPS = {
+    "tests/e2e/": "worker-image",
+    "tests/integration/test_bake.py": "worker-image",
+    "tests/integration/test_packer_amazon_ebs.py": "packer",
+}
+# The longest files start first, so the last minutes of a parallel run are not one long test.
+SLOW_FIRST = (
+    "tests/e2e/",
+    "tests/integration/test_bake.py",
+    "tests/integration/test_intake_playbook.py",
+    "tests/integration/test_packer_amazon_ebs.py",
+    "tests/integration/test_refdata.py",
+    "tests/integration/test_up_down.py",
+    "tests/integration/test_consumer_faults.py",
+)
+
+
+def _rank(nodeid: str) -> int:
+    for rank, prefix in enumerate(SLOW_FIRST):
+        if nodeid.startswith(prefix):
+            return rank
+    return len(SLOW_FIRST)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for prefix, group in XDIST_GROUPS.items():
+            if item.nodeid.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: _rank(item.nodeid))  # stable: file order kept within a rank
+
+
 STRICT_SKIPS = "CAPILLARY_STRICT_SKIPS"
 ALLOWED_SKIP = "cannot run here"
 
