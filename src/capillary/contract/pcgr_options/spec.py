@@ -230,8 +230,8 @@ class Rule:
     """A cross-option rule of one release, read from its argument checks.
 
     `broken` gets the effective options (the sample's valid ones over the release's defaults) and
-    returns the sentence saying how they break the rule, or None. `options[0]` is the option the
-    problem is reported against. `needs_cna`: PCGR checks this rule only when it is given a
+    returns the sentence saying how they break the rule, or None. The problem is reported against
+    the first of `options` the sample set. `needs_cna`: PCGR checks this rule only when it is given a
     copy-number file (`--input_cna`), so Capillary does too.
     """
 
@@ -287,8 +287,10 @@ class ReleaseTable:
                 continue
             reason = rule.broken(effective)
             if reason is not None:
+                # Reported against an option the sample set, the one it can change.
+                named = next((name for name in rule.options if name in valid), rule.options[0])
                 problems.append(
-                    Problem("option_conflict", f"{reason} (PCGR {self.release})", f"option {rule.options[0]}")
+                    Problem("option_conflict", f"{reason} (PCGR {self.release})", f"option {named}")
                 )
         return problems
 

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from capillary.contract.tarball import ExtractedSample
 
 _SAMPLE_ID_MAX = 35
+_SAMPLE_ID_MIN = 3
 # Options the engine places itself, first; and the ones it derives from pcgr.threads.
 _PLACED = ("genome_assembly", "sample_id")
 _THREADED = ("vep_n_forks", "vcfanno_n_proc")
@@ -177,10 +178,11 @@ def release_major(release: str) -> int:
 
 
 def default_sample_id(name: str) -> str:
-    """A PCGR sample id from the sample's name: safe characters only, at most 35 of them (every
-    release takes that), keeping the uuid and kind at the end (they make it unique)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-    return cleaned[-_SAMPLE_ID_MAX:].lstrip("_.-") or "sample"
+    """A PCGR sample id from the sample's name: safe characters only, 3 to 35 of them (what every
+    release takes), keeping the uuid and kind at the end (they make it unique)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-_SAMPLE_ID_MAX:].lstrip("_.-")
+    # Every release wants at least 3 characters; a sample's key name always has more.
+    return cleaned if len(cleaned) >= _SAMPLE_ID_MIN else f"sample-{cleaned}".rstrip("-")
 
 
 def threaded_options(options: Mapping[str, Any], release: str, threads: int) -> dict[str, Any]:
@@ -328,8 +330,12 @@ def member_paths_problems(root: Path, *files: Path | None) -> list[str]:
     for path in files:
         if path is None:
             continue
-        member = path.relative_to(root).as_posix()
-        problem = vocabulary.member_problem(member)
+        try:
+            member = path.relative_to(root).as_posix()
+        except ValueError:
+            problems.append(f"{vocabulary.shown(str(path))} is outside the unpacked sample")
+            continue
+        problem = vocabulary.member_problem(member) if member != "." else "names no file"
         if problem is not None:
             problems.append(f"member {vocabulary.shown(member)}: {problem}")
     return problems
