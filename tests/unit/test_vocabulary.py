@@ -64,7 +64,9 @@ def test_flags_numbers_and_tokens_may_go_onto_a_command_line(arg: str) -> None:
     assert v.argument_problem(arg) is None
 
 
-@pytest.mark.parametrize("arg", ["-rf", "--x;y", "1;2", "a b", "/etc/passwd", "$(id)", "", "--", "-", "nan\n"])
+@pytest.mark.parametrize(
+    "arg", ["-rf", "--x;y", "1;2", "a b", "/etc/passwd", "$(id)", "", "--", "-", "nan\n"]
+)
 def test_anything_else_is_refused_as_an_argument(arg: str) -> None:
     problem = v.argument_problem(arg)
     assert problem is not None and "\n" not in problem
