@@ -337,7 +337,9 @@ def member_paths_problems(root: Path, *files: Path | None) -> list[str]:
             continue
         problem = vocabulary.member_problem(member) if member != "." else "names no file"
         if problem is not None:
-            problems.append(f"member {vocabulary.shown(member)}: {problem}")
+            # member_problem's sentences name the member already when they are about its name.
+            named = problem if problem.startswith("name ") else f"{vocabulary.shown(member)} {problem}"
+            problems.append(f"member {named}")
     return problems
 
 
