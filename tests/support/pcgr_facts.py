@@ -259,3 +259,54 @@ def refused_cases(table: ReleaseTable, other_options: set[str]) -> Iterator[tupl
                 _, first = _with_companions(table, options, cna)
                 if first:
                     yield Case(f"{spec.name}={value!r} alone{' cna' if cna else ''}", options, cna), ""
+
+
+# -- the options table of docs/sample-contract.md ----------------------------------------------------
+
+DOC_BEGIN = "<!-- options table: generated from the option tables by tests/support/pcgr_facts.py -->"
+DOC_END = "<!-- end of options table -->"
+
+
+def _cell(spec: OptionSpec | None) -> str:
+    if spec is None:
+        return "—"
+    if spec.type == "bool":
+        text = "switch"
+    elif spec.choices is not None:
+        text = " \\| ".join(str(c) for c in spec.choices)
+    elif spec.items is not None:
+        if spec.permutation:
+            return f"all {len(spec.items)} of {', '.join(spec.items)}, each once"
+        text = "any of " + ", ".join(spec.items)
+    elif spec.vocabulary == "sample_id" and spec.length:
+        text = f"{spec.length[0]}-{spec.length[1]} characters"
+    elif spec.vocabulary in ("info_tag", "info_tags"):
+        text = "INFO tag" if spec.vocabulary == "info_tag" else "INFO tags, comma-separated"
+    elif spec.minimum is not None or spec.maximum is not None:
+        text = spec.range_text().removeprefix("within ")
+    else:
+        text = spec.type
+    if spec.default not in (None, False):
+        text += f" ({spec.default})"
+    if spec.flag != f"--{spec.name}":
+        text += f", `{spec.flag}`"
+    return text
+
+
+def options_markdown() -> str:
+    """The table of every option and what each release accepts, as docs/sample-contract.md has it."""
+    from capillary.contract.pcgr_options import PCGR_RELEASES, table
+
+    tables = [table(release) for release in PCGR_RELEASES]
+    names: list[str] = []
+    for spec_table in tables:
+        names += [name for name in spec_table.options if name not in names]
+    lines = [
+        "| option | type | " + " | ".join(f"PCGR {t.release}" for t in tables) + " |",
+        "|---|---|" + "---|" * len(tables),
+    ]
+    for name in names:
+        specs = [t.options.get(name) for t in tables]
+        kind = next(s.type for s in specs if s is not None)
+        lines.append(f"| `{name}` | {kind} | " + " | ".join(_cell(s) for s in specs) + " |")
+    return "\n".join([DOC_BEGIN, *lines, DOC_END])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from capillary.contract.pcgr_options import (
     with_defaults,
 )
 from capillary.release.catalogue import load_catalogue
+from tests.support.pcgr_facts import DOC_BEGIN, DOC_END, options_markdown
 
 GRCH38 = {"genome_assembly": "grch38"}
 TAGS = {"tumor_dp_tag": "TDP", "tumor_af_tag": "TAF"}
@@ -275,3 +277,11 @@ def test_with_defaults_fills_the_releases_defaults() -> None:
     assert with_defaults(GRCH38)["vep_buffer_size"] == 500
     assert with_defaults(GRCH38, "1.4.1")["vep_buffer_size"] == 100
     assert "tumor_dp_min" not in with_defaults(GRCH38, "2.3.2")
+
+
+def test_the_contract_docs_show_the_tables_as_they_are() -> None:
+    # docs/sample-contract.md carries the options table generated from the tables; regenerate it
+    # with `python -c "from tests.support.pcgr_facts import options_markdown; print(options_markdown())"`
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sample-contract.md").read_text()
+    start, end = docs.index(DOC_BEGIN), docs.index(DOC_END) + len(DOC_END)
+    assert docs[start:end] == options_markdown()
