@@ -58,7 +58,13 @@ from capillary.contract.layout import (
     WorkerLayout,
     sibling_env,
 )
-from capillary.contract.pcgr_options import ReleaseTable, UnknownReleaseError, table, validate_options
+from capillary.contract.pcgr_options import (
+    DEFAULT_RELEASE,
+    ReleaseTable,
+    UnknownReleaseError,
+    table,
+    validate_options,
+)
 from capillary.worker.engines import EngineCommand, EngineInputError, EngineSetupError
 
 if TYPE_CHECKING:
@@ -76,7 +82,8 @@ _METHODS = ("conda", "container")
 class PcgrConfig:
     """The `[pcgr]` section: how this engine finds and runs the installed PCGR release."""
 
-    release: str = "2.3.0"
+    # A release with an option table; the default is the tables' (the catalogue's current).
+    release: str = DEFAULT_RELEASE
     bundle_version: str = ""
     # pcgr_refdata's layout: the active bundles as `<refdata_root>/<assembly>`, one per installed
     # assembly; a sample runs on the one its TOML's genome_assembly names.
