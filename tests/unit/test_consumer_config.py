@@ -29,7 +29,7 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.poll_wait_s == 20
     assert cfg.spot_poll_s == 5.0
     assert cfg.imds_url == "http://169.254.169.254"
-    assert cfg.pcgr.release == "2.3.0"
+    assert cfg.pcgr.release == "2.3.2"
     assert cfg.pcgr.method == "conda"
     assert cfg.pcgr.refdata_root == Path("/srv/capillary/refdata/current")
     assert cfg.pcgr.installed_assemblies == ("grch38",)
@@ -37,7 +37,7 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.pcgr.vep_dir == Path("/srv/capillary/vep/current")
     assert cfg.state_file == Path("/run/capillary/state.json")
     # AND the conda env is where the pcgr role installs the configured release
-    assert cfg.pcgr.conda_env == Path("/opt/pcgr/2.3.0/envs/pcgr")
+    assert cfg.pcgr.conda_env == Path("/opt/pcgr/2.3.2/envs/pcgr")
 
 
 def test_file_values_and_tables_are_typed(tmp_path: Path) -> None:

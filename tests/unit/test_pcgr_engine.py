@@ -1,4 +1,4 @@
-"""The pcgr engine: the PCGR command built from a sample's TOML, for 2.x and for 1.4.
+"""The pcgr engine: the PCGR command built from a sample's TOML and the release's table, 2.x and 1.4.
 
 PCGR and its bundles cannot run here. Command construction is tested directly; the execution
 path (conda env layout, environment, process group, outputs) runs a fake `pcgr` executable that
@@ -59,7 +59,7 @@ def test_pcgr_2x_command_uses_separate_refdata_and_vep_dirs() -> None:
         "estimate_tmb": True,
     }
     # WHEN the command is built
-    argv = args_for("2.3.0", options, cna="/w/in/c.tsv")
+    argv = args_for("2.3.2", options, cna="/w/in/c.tsv")
     # THEN it has the 2.x structural flags and each option once
     assert flag_value(argv, "--input_vcf") == "/w/in/t.vcf.gz"
     assert flag_value(argv, "--input_cna") == "/w/in/c.tsv"
@@ -77,18 +77,18 @@ def test_pcgr_2x_command_uses_separate_refdata_and_vep_dirs() -> None:
 
 
 def test_pcgr_14_command_uses_pcgr_dir_and_renamed_flags() -> None:
-    options = {"genome_assembly": "grch37", "effective_target_size_mb": 35.5, "estimate_msi": True}
-    argv = args_for("1.4.1", options)
+    options = {"genome_assembly": "grch37", "effective_target_size_mb": 30.5, "estimate_msi": True}
+    argv = args_for("1.4.1", {**options, "estimate_tmb": True})
     assert flag_value(argv, "--pcgr_dir") == "/ref"
     assert "--refdata_dir" not in argv and "--vep_dir" not in argv
-    assert flag_value(argv, "--target_size_mb") == "35.5"
+    assert flag_value(argv, "--target_size_mb") == "30.5"
     assert "--effective_target_size_mb" not in argv
     assert "--estimate_msi_status" in argv
     assert "--input_cna" not in argv
 
 
 def test_false_switches_are_omitted_and_sample_id_option_wins() -> None:
-    argv = args_for("2.3.0", {"genome_assembly": "grch38", "vcf2maf": False, "sample_id": "PATIENT_X"})
+    argv = args_for("2.2.5", {"genome_assembly": "grch38", "vcf2maf": False, "sample_id": "PATIENT_X"})
     assert "--vcf2maf" not in argv
     assert flag_value(argv, "--sample_id") == "PATIENT_X"
 
@@ -96,15 +96,26 @@ def test_false_switches_are_omitted_and_sample_id_option_wins() -> None:
 @pytest.mark.parametrize(
     ("release", "options", "needle"),
     [
-        ("2.3.0", {"genome_assembly": "grch38", "turbo": True}, "unknown PCGR option 'turbo'"),
-        ("2.3.0", {"genome_assembly": "hg19"}, "genome_assembly must be one of"),
-        ("2.3.0", {"assay": "WGS"}, "genome_assembly is required"),
-        ("2.3.0", {"genome_assembly": "grch38", "tumor_purity": 1.5}, "tumor_purity must be <= 1.0"),
-        ("2.3.0", {"genome_assembly": "grch38", "output_dir": "/etc"}, "engine sets paths"),
+        ("2.3.2", {"genome_assembly": "grch38", "turbo": True}, "unknown PCGR option 'turbo'"),
+        ("2.3.2", {"genome_assembly": "hg19"}, "genome_assembly must be one of"),
+        ("2.3.2", {"assay": "WGS"}, "genome_assembly is required"),
+        ("2.3.2", {"genome_assembly": "grch38", "tumor_purity": 1.5}, "tumor_purity must be within (0, 1]"),
+        ("2.3.2", {"genome_assembly": "grch38", "output_dir": "/etc"}, "a path: the engine sets it"),
+        (
+            "2.3.2",
+            {"genome_assembly": "grch38", "cell_line": True},
+            "cell_line is not available in PCGR 2.3.2",
+        ),
+        ("2.3.2", {"genome_assembly": "grch38", "vep_n_forks": 9}, "vep_n_forks must be within [1, 8]"),
+        (
+            "2.3.2",
+            {"genome_assembly": "grch38", "sample_id": "x;rm -rf ~"},
+            "sample_id: 'x;rm -rf ~' may hold",
+        ),
         (
             "1.4.1",
             {"genome_assembly": "grch38", "tmb_display": "missense_only"},
-            "not available in PCGR 1.4.1",
+            "tmb_display is not available in PCGR 1.4.1",
         ),
     ],
 )
@@ -116,11 +127,93 @@ def test_invalid_options_are_rejected_before_the_run(
     assert needle in str(err.value)
 
 
+def test_values_are_formatted_as_the_release_parses_them() -> None:
+    # GIVEN integers, whole-number floats, negative floats and switches
+    argv = args_for(
+        "1.4.1",
+        {
+            "genome_assembly": "grch38",
+            "prevalence_reference_signatures": 10,
+            "effective_target_size_mb": 30,
+            "logr_homdel": -1.5,
+            "tumor_only": True,
+            "vcf2maf": False,
+        },
+    )
+    # THEN an int stays an int, a number keeps its value, a switch has no value
+    assert flag_value(argv, "--prevalence_reference_signatures") == "10"
+    assert flag_value(argv, "--target_size_mb") == "30"
+    assert flag_value(argv, "--logr_homdel") == "-1.5"
+    assert "--tumor_only" in argv
+    following = argv[argv.index("--tumor_only") + 1 :]
+    assert not following or following[0].startswith("--")
+    assert "--vcf2maf" not in argv
+
+
+def test_a_release_without_a_table_is_the_workers_problem(tmp_path: Path) -> None:
+    prefix = conda_layout(tmp_path)
+    with pytest.raises(EngineSetupError, match=r"pcgr.release: PCGR '2.3.0': no option table"):
+        get_engine("pcgr", config(prefix, release="2.3.0")).command(
+            extracted(tmp_path), "s", tmp_path / "o" / "s"
+        )
+
+
+def test_a_derived_sample_id_that_pcgr_would_refuse_is_refused_first() -> None:
+    with pytest.raises(EngineInputError, match="sample id sample_id must be 3 to 40 characters"):
+        build_args(
+            release="2.3.2",
+            options={"genome_assembly": "grch38"},
+            vcf="/w/t.vcf.gz",
+            cna=None,
+            output_dir="/w/out",
+            refdata_dir="/ref",
+            vep_dir="/vep",
+            sample_id="ab",
+        )
+
+
+def test_member_paths_reaching_the_command_line_are_checked_again(tmp_path: Path) -> None:
+    # GIVEN an unpacked sample whose VCF name carries shell characters (the tarball check missed it)
+    prefix = conda_layout(tmp_path)
+    sample = extracted(tmp_path)
+    hostile = sample.root / "s" / "x;id.vcf.gz"
+    # WHEN the engine builds the command THEN it refuses, naming the member, and builds nothing
+    with pytest.raises(EngineInputError, match=r"member name 's/x;id.vcf.gz' may hold only"):
+        get_engine("pcgr", config(prefix)).command(
+            dataclasses.replace(sample, vcfs=[hostile]), "s", tmp_path / "ws" / "out" / "s"
+        )
+
+
+@pytest.mark.parametrize("method", ["conda", "container"])
+def test_the_preview_is_the_command_the_worker_runs(tmp_path: Path, method: str) -> None:
+    # GIVEN a sample and a worker
+    prefix = conda_layout(tmp_path)
+    sample = extracted(tmp_path, cna=True, options={"tumor_ploidy": 2.1, "estimate_signatures": True})
+    engine = get_engine("pcgr", config(prefix, method=method))
+    outdir = tmp_path / "ws" / "out" / "s"
+    # WHEN the worker builds its command and `validate --show-command` previews it
+    argv = engine.command(sample, "b1-abc123-somatic", outdir).argv
+    preview = engine.preview(  # type: ignore[attr-defined]
+        sample.root,
+        sample.vcfs,
+        sample.cna,
+        sample.options,
+        "b1-abc123-somatic",
+        outdir,
+        user=f"{os.getuid()}:{os.getgid()}",
+    )
+    # THEN the two are the same argv
+    assert preview == argv
+
+
 def test_sample_id_from_a_long_name_keeps_uuid_and_kind() -> None:
     sid = default_sample_id("a very long batch name with spaces-2024-11-abc123-somatic")
     assert len(sid) <= 35
     assert sid.endswith("abc123-somatic")
     assert " " not in sid
+    # AND every release takes it as its sample id
+    for release in ("2.3.2", "2.2.5", "1.4.1"):
+        assert option_args({"genome_assembly": "grch38", "sample_id": sid}, release) == []
 
 
 # -- the execution path, with a fake `pcgr` standing in for the external binary ----------------
@@ -134,7 +227,7 @@ def extracted(tmp_path: Path, **kwargs: object) -> ExtractedSample:
 
 def config(
     prefix: Path,
-    release: str = "2.3.0",
+    release: str = "2.3.2",
     method: str = "conda",
     assemblies: tuple[str, ...] = ("grch38",),
     root: Path | None = None,
@@ -306,7 +399,7 @@ def test_a_per_assembly_refdata_dir_serves_its_own_assembly_only(tmp_path: Path)
         select_refdata(pcgr, "grch37", "s")
 
 
-@pytest.mark.parametrize(("release", "flag"), [("2.3.0", "--refdata_dir"), ("1.4.1", "--pcgr_dir")])
+@pytest.mark.parametrize(("release", "flag"), [("2.3.2", "--refdata_dir"), ("1.4.1", "--pcgr_dir")])
 def test_two_assemblies_installed_each_sample_runs_pcgr_on_its_own(
     tmp_path: Path, release: str, flag: str
 ) -> None:

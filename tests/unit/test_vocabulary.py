@@ -57,3 +57,22 @@ def test_nothing_accepted_holds_a_shell_character_a_separator_or_a_space(text: s
         if check(text) is None:
             assert not (set(text) & forbidden), (check.__name__, text)
             assert text and text[0] not in "-."
+
+
+@pytest.mark.parametrize("arg", ["--vep_n_forks", "8", "-0.8", "0.002", "1e-05", "TDP,TAF", "grch38", "_NA_"])
+def test_flags_numbers_and_tokens_may_go_onto_a_command_line(arg: str) -> None:
+    assert v.argument_problem(arg) is None
+
+
+@pytest.mark.parametrize(
+    "arg", ["-rf", "--x;y", "1;2", "a b", "/etc/passwd", "$(id)", "", "--", "-", "nan\n"]
+)
+def test_anything_else_is_refused_as_an_argument(arg: str) -> None:
+    problem = v.argument_problem(arg)
+    assert problem is not None and "\n" not in problem
+
+
+@given(st.text())
+def test_an_accepted_argument_holds_no_shell_character_separator_or_space(text: str) -> None:
+    if v.argument_problem(text) is None:
+        assert not set(text) & set(";&|$`\\\"'<>(){}[]*?!#~/ \t\n\r\x00=")

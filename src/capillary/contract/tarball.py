@@ -516,6 +516,16 @@ class _Scanner:
             self.cnas.append(name)
 
     def _parse_toml(self, name: str, data: bytes) -> None:
+        if data.startswith(b"\xef\xbb\xbf"):
+            self.problems.append(
+                Problem(
+                    "toml_invalid",
+                    "starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; save it as "
+                    "UTF-8 without BOM",
+                    name,
+                )
+            )
+            return
         try:
             options = tomllib.loads(data.decode("utf-8"))
         except UnicodeDecodeError:

@@ -25,6 +25,10 @@ MEMBER_MAX_DEPTH = 4
 # Any other string option value that reaches argv (choices and lists of names): no quoting needed.
 TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._,+-]*")
 TOKEN_MAX_LENGTH = 200
+# A number as the engines write one onto argv: digits, an optional sign, fraction and exponent.
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?(e[-+]?[0-9]+)?")
+# A flag: `--` and a lowercase name.
+FLAG = re.compile(r"--[a-z][a-z0-9_]*")
 _SHOWN_MAX = 80
 
 
@@ -83,3 +87,12 @@ def member_problem(name: str) -> str | None:
                 "part, each part starting with a letter or digit (no spaces, no shell characters)"
             )
     return None
+
+
+def argument_problem(value: str) -> str | None:
+    """One argument an engine puts on a command line, other than its own paths: a flag, a number
+    or a token. The engines check every such argument last, so nothing a sample carries reaches
+    argv unchecked, whatever a table or a formatter gets wrong."""
+    if FLAG.fullmatch(value) or NUMBER.fullmatch(value) or token_problem(value) is None:
+        return None
+    return f"{shown(value)} is not a flag, a number or a plain token"

@@ -1,11 +1,20 @@
-"""`pcgr`: the PCGR command for one sample, built from its TOML for the installed release.
+"""`pcgr`: the PCGR command for one sample, built from its TOML and the installed release's table.
 
-The sample's options are checked against `capillary.contract.pcgr_options` before anything runs; an
-unknown or invalid option, or one the installed release does not have, is an EngineInputError
-naming it. Paths and run-time switches are set here, never by the sample.
+Every command line comes from the release's option table (`capillary.contract.pcgr_options`,
+written from PCGR's own source at that tag): its flags, its types (an integer as digits, a switch
+as a bare flag), its ranges and cross-option rules. An option the release lacks, a value out of
+its range or a broken rule is an EngineInputError naming the option and the rule, before anything
+runs; a release without a table is an EngineSetupError. Paths and run-time switches are set here,
+never by the sample. `vep_n_forks` and `vcfanno_n_proc` follow `pcgr.threads`, capped to the
+release's range, unless the sample sets them.
+
+Nothing a sample carries reaches a shell: the command is an argv list, the sample id and every
+string option passed the safe vocabulary (`capillary.contract.vocabulary`) in the table's checks,
+the member paths of the VCF and CNA file are checked again here, and every argument that is not
+one of the engine's own paths is checked once more as the last step (`vocabulary.argument_problem`).
 
 PCGR 2.x takes `--refdata_dir` (the data bundle) and `--vep_dir` (the VEP cache) separately; 1.4
-takes one `--pcgr_dir` holding both. Some options were renamed (`flag_v1` in pcgr_options).
+takes one `--pcgr_dir` holding both (the table's `inputs` say which).
 
 A worker may hold bundles for several assemblies (`<pcgr.refdata_root>/<assembly>`): each sample
 gets the bundle of its own `genome_assembly`. A sample asking for one this worker does not have is
@@ -22,6 +31,9 @@ and smoke-checks it through `invocation`, the same argv this engine runs):
   the inputs and reference data read-only at the layout's mount points and `XDG_CACHE_HOME`
   pointing somewhere writable (the report renderer caches there, and a non-root user has no home
   in the image).
+
+`plan()` is the pure part (no file system, nothing run): `capillary validate --show-command`
+prints what it returns for the worker's default layout, so users see the argv the worker runs.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from capillary.contract import vocabulary
 from capillary.contract.layout import (
     CONTAINER_HOME,
     CONTAINER_INPUT,
@@ -45,13 +58,23 @@ from capillary.contract.layout import (
     WorkerLayout,
     sibling_env,
 )
-from capillary.contract.pcgr_options import OPTIONS, validate_options
+from capillary.contract.pcgr_options import (
+    DEFAULT_RELEASE,
+    ReleaseTable,
+    UnknownReleaseError,
+    table,
+    validate_options,
+)
 from capillary.worker.engines import EngineCommand, EngineInputError, EngineSetupError
 
 if TYPE_CHECKING:
     from capillary.contract.tarball import ExtractedSample
 
 _SAMPLE_ID_MAX = 35
+_SAMPLE_ID_MIN = 3
+# Options the engine places itself, first; and the ones it derives from pcgr.threads.
+_PLACED = ("genome_assembly", "sample_id")
+_THREADED = ("vep_n_forks", "vcfanno_n_proc")
 _METHODS = ("conda", "container")
 
 
@@ -59,7 +82,8 @@ _METHODS = ("conda", "container")
 class PcgrConfig:
     """The `[pcgr]` section: how this engine finds and runs the installed PCGR release."""
 
-    release: str = "2.3.0"
+    # A release with an option table; the default is the tables' (the catalogue's current).
+    release: str = DEFAULT_RELEASE
     bundle_version: str = ""
     # pcgr_refdata's layout: the active bundles as `<refdata_root>/<assembly>`, one per installed
     # assembly; a sample runs on the one its TOML's genome_assembly names.
@@ -145,43 +169,52 @@ def invocation(
     return [str(prefix / "bin" / "pcgr"), *args], env
 
 
+def release_table(release: str) -> ReleaseTable:
+    """The installed release's option table; a release without one is this worker's problem."""
+    try:
+        return table(release)
+    except UnknownReleaseError as exc:
+        raise EngineSetupError(f"pcgr.release: {exc}") from exc
+
+
 def release_major(release: str) -> int:
     match = re.match(r"^v?(\d+)\.", release)
     if not match:
-        raise EngineSetupError(f"pcgr.release {release!r} is not a version like 2.3.0")
+        raise EngineSetupError(f"pcgr.release {release!r} is not a version like 2.3.2")
     return int(match.group(1))
 
 
 def default_sample_id(name: str) -> str:
-    """A PCGR sample id from the sample's name: no whitespace, at most 35 characters, keeping the
-    uuid and kind at the end (they make it unique)."""
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name)
-    return cleaned[-_SAMPLE_ID_MAX:].lstrip("_.-") or "sample"
+    """A PCGR sample id from the sample's name: safe characters only, 3 to 35 of them (what every
+    release takes), keeping the uuid and kind at the end (they make it unique)."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name)[-_SAMPLE_ID_MAX:].lstrip("_.-")
+    # Every release wants at least 3 characters; a sample's key name always has more.
+    return cleaned if len(cleaned) >= _SAMPLE_ID_MIN else f"sample-{cleaned}".rstrip("-")
 
 
-def option_args(options: dict[str, Any], release: str) -> list[str]:
-    """The flags for the sample's options under `release`; raises EngineInputError naming each bad one."""
-    problems = [str(p) for p in validate_options(options)]
-    v1 = release_major(release) < 2
-    for name in options:
-        spec = OPTIONS.get(name)
-        if spec is not None and v1 and spec.flag_v1 is None:
-            problems.append(f"option {name}: not available in PCGR {release} (the installed release)")
+def threaded_options(options: Mapping[str, Any], release: str, threads: int) -> dict[str, Any]:
+    """The sample's options with the worker's parallelism where the sample sets none: `threads`
+    for VEP's forks and vcfanno's processes, capped to the range the release accepts."""
+    spec_table = release_table(release)
+    merged = dict(options)
+    for name in _THREADED:
+        spec = spec_table.options.get(name)
+        if spec is None or name in merged:
+            continue
+        low = int(spec.minimum) if spec.minimum is not None else 1
+        high = int(spec.maximum) if spec.maximum is not None else threads
+        merged[name] = max(low, min(threads, high))
+    return merged
+
+
+def option_args(options: Mapping[str, Any], release: str, *, cna: bool = False) -> list[str]:
+    """The flags for the sample's options under `release`; raises EngineInputError naming each
+    bad one. `cna`: the sample carries a copy-number file (some rules apply only then)."""
+    spec_table = release_table(release)
+    problems = [str(p) for p in validate_options(options, spec_table.release, cna=cna)]
     if problems:
         raise EngineInputError(problems)
-    argv: list[str] = []
-    for name, value in options.items():
-        if name in ("genome_assembly", "sample_id"):
-            continue  # placed explicitly by build_args
-        spec = OPTIONS[name]
-        flag = spec.flag_v1 if v1 else spec.flag
-        assert flag is not None
-        if spec.type == "bool":
-            if value:
-                argv.append(flag)
-        else:
-            argv += [flag, str(value)]
-    return argv
+    return spec_table.option_argv(options, skip=_PLACED)
 
 
 def select_refdata(cfg: PcgrConfig, assembly: str, sample_id: str) -> Path:
@@ -206,7 +239,7 @@ def select_refdata(cfg: PcgrConfig, assembly: str, sample_id: str) -> Path:
 def build_args(
     *,
     release: str,
-    options: dict[str, Any],
+    options: Mapping[str, Any],
     vcf: str,
     cna: str | None,
     output_dir: str,
@@ -214,24 +247,107 @@ def build_args(
     vep_dir: str,
     sample_id: str,
 ) -> list[str]:
-    """PCGR's arguments (without the executable) for one sample and release."""
-    extra = option_args(options, release)
-    args = ["--input_vcf", vcf]
+    """PCGR's arguments (without the executable) for one sample and release. The paths are the
+    engine's own; everything else comes from the sample's options through the release's table
+    and is checked against the safe vocabulary once more before it is returned."""
+    spec_table = release_table(release)
+    extra = option_args(options, release, cna=cna is not None)
+    sid = str(options.get("sample_id") or sample_id)
+    id_problems = spec_table.options["sample_id"].problems(sid, spec_table.release)
+    if id_problems:
+        raise EngineInputError([f"sample id {problem.message}" for problem in id_problems])
+    inputs = spec_table.inputs
+    paths = [inputs["vcf"], vcf]
     if cna:
-        args += ["--input_cna", cna]
-    if release_major(release) >= 2:
-        args += ["--vep_dir", vep_dir, "--refdata_dir", refdata_dir]
-    else:
-        args += ["--pcgr_dir", refdata_dir]
-    args += [
-        "--output_dir",
-        output_dir,
-        "--genome_assembly",
+        paths += [inputs["cna"], cna]
+    if "vep" in inputs:
+        paths += [inputs["vep"], vep_dir]
+    paths += [inputs["refdata"], refdata_dir, inputs["output"], output_dir]
+    placed = [
+        spec_table.options["genome_assembly"].flag,
         str(options["genome_assembly"]),
-        "--sample_id",
-        str(options.get("sample_id") or sample_id),
+        spec_table.options["sample_id"].flag,
+        sid,
     ]
-    return args + extra
+    unsafe = [p for p in (vocabulary.argument_problem(a) for a in placed + extra) if p is not None]
+    if unsafe:
+        raise EngineInputError([f"refused on the command line: {problem}" for problem in unsafe])
+    return paths + placed + extra
+
+
+@dataclass(frozen=True)
+class SamplePaths:
+    """Where one sample's files are on the worker: the unpacked tarball (`root`, holding `vcf` and
+    `cna`), the output directory, the writable cache and the assembly's reference data."""
+
+    root: Path
+    vcf: Path
+    cna: Path | None
+    outdir: Path
+    cache: Path
+    refdata: Path
+
+
+def plan(
+    cfg: PcgrConfig, options: Mapping[str, Any], paths: SamplePaths, sample_id: str, *, user: str
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment that run PCGR on one sample, the configured way; pure (nothing is
+    read from disk, nothing runs). `options` are the sample's, threads applied
+    (`threaded_options`); `user` is the uid:gid a container runs as."""
+    if cfg.method == "container":
+
+        def inside(path: Path) -> str:
+            return f"{CONTAINER_INPUT}/{path.relative_to(paths.root).as_posix()}"
+
+        args = build_args(
+            release=cfg.release,
+            options=options,
+            vcf=inside(paths.vcf),
+            cna=inside(paths.cna) if paths.cna else None,
+            output_dir=CONTAINER_OUTPUT,
+            refdata_dir=CONTAINER_REFDATA,
+            vep_dir=CONTAINER_VEP,
+            sample_id=sample_id,
+        )
+        volumes = (
+            f"{paths.root}:{CONTAINER_INPUT}:ro",
+            f"{paths.refdata}:{CONTAINER_REFDATA}:ro",
+            f"{cfg.vep_dir}:{CONTAINER_VEP}:ro",
+            f"{paths.outdir}:{CONTAINER_OUTPUT}:rw",
+            f"{paths.cache}:{CONTAINER_XDG_CACHE_HOME}:rw",
+        )
+        return invocation(cfg, args, user=user, cache=paths.cache, volumes=volumes)
+    args = build_args(
+        release=cfg.release,
+        options=options,
+        vcf=str(paths.vcf),
+        cna=str(paths.cna) if paths.cna else None,
+        output_dir=str(paths.outdir),
+        refdata_dir=str(paths.refdata),
+        vep_dir=str(cfg.vep_dir),
+        sample_id=sample_id,
+    )
+    return invocation(cfg, args, user="", cache=paths.cache)
+
+
+def member_paths_problems(root: Path, *files: Path | None) -> list[str]:
+    """The sample's files as members of its tarball, checked against the safe vocabulary again:
+    their paths go onto the command line."""
+    problems = []
+    for path in files:
+        if path is None:
+            continue
+        try:
+            member = path.relative_to(root).as_posix()
+        except ValueError:
+            problems.append(f"{vocabulary.shown(str(path))} is outside the unpacked sample")
+            continue
+        problem = vocabulary.member_problem(member) if member != "." else "names no file"
+        if problem is not None:
+            # member_problem's sentences name the member already when they are about its name.
+            named = problem if problem.startswith("name ") else f"{vocabulary.shown(member)} {problem}"
+            problems.append(f"member {named}")
+    return problems
 
 
 class PcgrEngine:
@@ -248,55 +364,82 @@ class PcgrEngine:
             "method": self.cfg.method,
         }
 
-    def _check_vcfs(self, sample: ExtractedSample) -> Path:
-        if len(sample.vcfs) != 1:
+    @staticmethod
+    def _one_vcf(vcfs: Sequence[Path]) -> Path:
+        if len(vcfs) != 1:
             raise EngineInputError(
-                [
-                    "PCGR takes exactly one tumor VCF per sample; "
-                    f"the tarball holds {len(sample.vcfs)} .vcf.gz files"
-                ]
+                [f"PCGR takes exactly one tumor VCF per sample; the tarball holds {len(vcfs)} .vcf.gz files"]
             )
-        return sample.vcfs[0]
+        return vcfs[0]
 
     def command(self, sample: ExtractedSample, sample_id: str, outdir: Path) -> EngineCommand:
-        vcf = self._check_vcfs(sample)
-        options = dict(sample.options)
+        argv, env, paths = self._build(
+            sample.root, sample.vcfs, sample.cna, sample.options, sample_id, outdir, installed=True
+        )
+        outdir.mkdir(parents=True, exist_ok=True)
+        paths.cache.mkdir(exist_ok=True)
+        return EngineCommand(argv=argv, cwd=outdir.parent, env=env)
+
+    def preview(
+        self,
+        root: Path,
+        vcfs: Sequence[Path],
+        cna: Path | None,
+        options: Mapping[str, Any],
+        sample_id: str,
+        outdir: Path,
+        *,
+        user: str,
+    ) -> list[str]:
+        """The argv `command` builds for a sample unpacked at `root`, without this worker: the same
+        checks, except the ones only a worker can answer (is the assembly's reference data here,
+        is PCGR installed). `capillary validate --show-command` prints it."""
+        argv, _, _ = self._build(root, vcfs, cna, options, sample_id, outdir, installed=False, user=user)
+        return argv
+
+    def _build(
+        self,
+        root: Path,
+        vcfs: Sequence[Path],
+        cna: Path | None,
+        sample_options: Mapping[str, Any],
+        sample_id: str,
+        outdir: Path,
+        *,
+        installed: bool,
+        user: str = "",
+    ) -> tuple[list[str], dict[str, str], SamplePaths]:
+        vcf = self._one_vcf(vcfs)
+        release_table(self.cfg.release)
+        problems = member_paths_problems(root, vcf, cna)
+        if problems:
+            raise EngineInputError(problems)
         # The worker's size decides parallelism unless the sample asks for something else.
-        options.setdefault("vep_n_forks", self.cfg.threads)
-        options.setdefault("vcfanno_n_proc", min(self.cfg.threads, 15))
+        options = threaded_options(sample_options, self.cfg.release, self.cfg.threads)
         # Every option problem first (a missing or misspelt genome_assembly among them), then
         # whether this worker has the reference data of the assembly the sample declares.
-        option_args(options, self.cfg.release)
-        refdata = select_refdata(self.cfg, str(options["genome_assembly"]), sample_id)
-        sid = default_sample_id(sample_id)
-        outdir.mkdir(parents=True, exist_ok=True)
-        cache = outdir.parent / SAMPLE_CACHE
-        cache.mkdir(exist_ok=True)
-        if self.cfg.method == "container":
-            return self._container(sample, vcf, options, sid, outdir, cache, refdata)
-        return self._conda(sample, vcf, options, sid, outdir, cache, refdata)
-
-    def _conda(
-        self,
-        sample: ExtractedSample,
-        vcf: Path,
-        options: dict[str, Any],
-        sid: str,
-        outdir: Path,
-        cache: Path,
-        refdata: Path,
-    ) -> EngineCommand:
-        prefix = self.cfg.conda_env
-        args = build_args(
-            release=self.cfg.release,
-            options=options,
-            vcf=str(vcf),
-            cna=str(sample.cna) if sample.cna else None,
-            output_dir=str(outdir),
-            refdata_dir=str(refdata),
-            vep_dir=str(self.cfg.vep_dir),
-            sample_id=sid,
+        option_args(options, self.cfg.release, cna=cna is not None)
+        assembly = str(options["genome_assembly"])
+        if installed:
+            refdata = select_refdata(self.cfg, assembly, sample_id)
+            if self.cfg.method == "conda":
+                self._check_conda()
+        else:
+            refdata = self.cfg.assembly_refdata_dir(assembly)
+        paths = SamplePaths(
+            root=root, vcf=vcf, cna=cna, outdir=outdir, cache=outdir.parent / SAMPLE_CACHE, refdata=refdata
         )
+        argv, env = plan(
+            self.cfg,
+            options,
+            paths,
+            default_sample_id(sample_id),
+            user=user or f"{os.getuid()}:{os.getgid()}",
+        )
+        return argv, env, paths
+
+    def _check_conda(self) -> None:
+        prefix = self.cfg.conda_env
         executable = prefix / "bin" / "pcgr"
         if not os.access(executable, os.X_OK):
             raise EngineSetupError(f"pcgr.conda_prefix: {executable} is not an executable PCGR install")
@@ -305,46 +448,6 @@ class PcgrEngine:
             raise EngineSetupError(
                 f"pcgr.conda_prefix: the pcgrr env must sit beside the pcgr env ({pcgrr} is missing)"
             )
-        argv, env = invocation(self.cfg, args, user="", cache=cache)
-        return EngineCommand(argv=argv, cwd=outdir.parent, env=env)
-
-    def _container(
-        self,
-        sample: ExtractedSample,
-        vcf: Path,
-        options: dict[str, Any],
-        sid: str,
-        outdir: Path,
-        cache: Path,
-        refdata: Path,
-    ) -> EngineCommand:
-        def inside(path: Path) -> str:
-            return f"{CONTAINER_INPUT}/{path.relative_to(sample.root).as_posix()}"
-
-        args = build_args(
-            release=self.cfg.release,
-            options=options,
-            vcf=inside(vcf),
-            cna=inside(sample.cna) if sample.cna else None,
-            output_dir=CONTAINER_OUTPUT,
-            refdata_dir=CONTAINER_REFDATA,
-            vep_dir=CONTAINER_VEP,
-            sample_id=sid,
-        )
-        argv, env = invocation(
-            self.cfg,
-            args,
-            user=f"{os.getuid()}:{os.getgid()}",
-            cache=cache,
-            volumes=(
-                f"{sample.root}:{CONTAINER_INPUT}:ro",
-                f"{refdata}:{CONTAINER_REFDATA}:ro",
-                f"{self.cfg.vep_dir}:{CONTAINER_VEP}:ro",
-                f"{outdir}:{CONTAINER_OUTPUT}:rw",
-                f"{cache}:{CONTAINER_XDG_CACHE_HOME}:rw",
-            ),
-        )
-        return EngineCommand(argv=argv, cwd=outdir.parent, env=env)
 
 
 ENGINE = PcgrEngine

@@ -1,0 +1,159 @@
+"""The sample TOML's options: what each PCGR release accepts, as facts read from its own source.
+
+The TOML is flat; each key is an option name without the leading `--`:
+
+    genome_assembly = "grch38"
+    assay = "WGS"
+    tumor_site = 9
+    tumor_purity = 0.6
+    estimate_tmb = true
+
+One table per release of the catalogue (`pcgr_2_3_2`, `pcgr_2_2_5`, `pcgr_1_4_1`), each written
+from PCGR's `main.py`, `arg_checker.py`, `config.py` and `pcgr_vars.py` at that tag (the module
+says which files); `spec` holds the shape they are written in and no fact, `rules` the kinds of
+cross-option rule. No PCGR code is copied: the tables are Capillary's. CPSR's tables will sit
+beside these (`program="cpsr"`), looked up the same way.
+
+An option name is Capillary's and means the same in every release; the table gives the release's
+own flag for it (`effective_target_size_mb` is PCGR 1.4's `--target_size_mb`). An option the
+release lacks is refused with a reason naming the option and the release; paths, run-time
+switches and secrets (`input_vcf`, `--force_overwrite`, `--oncokb_api_token`...) are the engine's,
+never a sample's. Boolean options are switches: `true` passes the flag, `false` omits it.
+
+`validate_options(mapping, release)` checks for one release; without a release, a sample is valid
+when some release of the tables accepts it (the tarball validator, which does not know where the
+sample will run, uses that) and the problems shown are the default release's.
+`DEFAULT_RELEASE` is the catalogue's current release (a unit test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from capillary.contract import vocabulary
+from capillary.contract.pcgr_options import pcgr_1_4_1, pcgr_2_2_5, pcgr_2_3_2
+from capillary.contract.pcgr_options.spec import NO_TAG, OptionSpec, ReleaseTable, Rule
+from capillary.contract.problems import Problem
+
+__all__ = [
+    "DEFAULT_RELEASE",
+    "NO_TAG",
+    "OPTIONS",
+    "PCGR_RELEASES",
+    "TABLES",
+    "OptionSpec",
+    "Problem",
+    "ReleaseTable",
+    "Rule",
+    "UnknownReleaseError",
+    "normalise_release",
+    "releases_with",
+    "table",
+    "validate_option",
+    "validate_options",
+    "with_defaults",
+]
+
+TABLES: dict[tuple[str, str], ReleaseTable] = {
+    (t.program, t.release): t for t in (pcgr_2_3_2.TABLE, pcgr_2_2_5.TABLE, pcgr_1_4_1.TABLE)
+}
+# Newest first.
+PCGR_RELEASES: tuple[str, ...] = tuple(release for program, release in TABLES if program == "pcgr")
+DEFAULT_RELEASE = "2.3.2"
+
+_VERSION = re.compile(r"v?(\d+\.\d+\.\d+)")
+
+
+class UnknownReleaseError(ValueError):
+    """A release the tables hold no facts for: nothing can be checked or built for it."""
+
+
+def normalise_release(release: str) -> str:
+    """`v2.3.2` and `2.3.2` name the same release."""
+    match = _VERSION.fullmatch(release.strip())
+    return match.group(1) if match else release
+
+
+def table(release: str | None = None, program: str = "pcgr") -> ReleaseTable:
+    """The option table of `program` at `release` (default: DEFAULT_RELEASE)."""
+    version = normalise_release(release) if release is not None else DEFAULT_RELEASE
+    found = TABLES.get((program, version))
+    if found is None:
+        known = ", ".join(r for p, r in TABLES if p == program) or "none"
+        raise UnknownReleaseError(
+            f"{program.upper()} {release!r}: no option table for this release (tables: {known}); "
+            "add one written from that release's source before running it"
+        )
+    return found
+
+
+# The default release's options (what most callers mean by "the options").
+OPTIONS: Mapping[str, OptionSpec] = table().options
+
+
+def releases_with(name: str, program: str = "pcgr") -> list[str]:
+    """The releases whose table has the option `name`, newest first."""
+    return [r for (p, r), t in TABLES.items() if p == program and name in t.options]
+
+
+def validate_option(spec: OptionSpec, value: Any, release: str | None = None) -> list[Problem]:
+    """Every problem with one option's value, each naming the option and the rule."""
+    return spec.problems(value, normalise_release(release or DEFAULT_RELEASE))
+
+
+def validate_options(
+    mapping: Mapping[str, Any], release: str | None = None, *, cna: bool = False
+) -> list[Problem]:
+    """Every problem with a sample's options for `release`: names the release lacks or no sample
+    may set, missing required ones, bad values, broken cross-option rules. `cna`: the sample
+    carries a copy-number file (PCGR checks some rules only then).
+
+    Without a release, the options are valid when any release's table accepts them; otherwise
+    the problems are the default release's.
+    """
+    if release is None:
+        found = {r: validate_options(mapping, r, cna=cna) for r in PCGR_RELEASES}
+        if any(not problems for problems in found.values()):
+            return []
+        return found[DEFAULT_RELEASE]
+    release_table = table(release)
+    problems = [
+        _not_an_option(name, value, release_table)
+        for name, value in mapping.items()
+        if name not in release_table.options
+    ]
+    return problems + release_table.problems(mapping, cna=cna)
+
+
+def with_defaults(mapping: Mapping[str, Any], release: str | None = None) -> dict[str, Any]:
+    """The sample's options completed with the release's defaults (options without one stay absent)."""
+    return {**table(release).defaults(), **mapping}
+
+
+def _not_an_option(name: str, value: Any, release_table: ReleaseTable) -> Problem:
+    safe = vocabulary.token_problem(name) is None
+    label = name if safe else vocabulary.shown(name)
+    where = f"option {label}"
+    release = release_table.release
+    reason = release_table.not_sample_options.get(name)
+    if reason is not None:
+        return Problem("option_unknown", f"{name} is not a sample option ({reason})", where)
+    others = releases_with(name, release_table.program) if safe else []
+    if others:
+        return Problem(
+            "option_unavailable",
+            f"{name} is not available in PCGR {release} (it is an option of PCGR {', '.join(others)})",
+            where,
+        )
+    hint = ""
+    if name.startswith("-"):
+        hint = " (write option names without the leading '--')"
+    elif isinstance(value, dict):
+        hint = " (the sample TOML is flat: no tables)"
+    else:
+        renamed = [s.name for s in release_table.options.values() if s.flag == f"--{name}"]
+        if renamed:
+            hint = f" (write {renamed[0]}: Capillary's name for PCGR {release}'s --{name})"
+    return Problem("option_unknown", f"unknown PCGR option {vocabulary.shown(name)}{hint}", where)
