@@ -47,11 +47,11 @@ EXAMPLES = r"""
 RETURN = r"""
 _value:
   description:
-    - C(root), C(assemblies) (the genome builds PCGR knows), C(refdata), C(refdata_current), C(vep), C(vep_current), C(workspace), C(downloads)
-      (paths), C(artifact_stamp) (a file name), C(state_file), C(conda_prefix), C(container)
-      (C(input), C(output), C(refdata), C(vep), C(home), C(xdg_cache_home)), and with
-      I(pcgr_version) C(conda) (C(prefix), C(micromamba), C(envs_dir), C(locks_dir), C(envs.pcgr),
-      C(envs.pcgrr)).
+    - C(root), C(assemblies) (the genome builds PCGR knows), C(refdata), C(refdata_current),
+      C(vep), C(vep_current), C(workspace), C(downloads) (paths), C(artifact_stamp) (a file
+      name), C(state_file), C(conda_prefix), C(container) (C(input), C(output), C(refdata),
+      C(vep), C(home), C(xdg_cache_home)), and with I(pcgr_version) C(conda) (C(prefix),
+      C(micromamba), C(envs_dir), C(locks_dir), C(envs.pcgr), C(envs.pcgrr)).
   type: dict
 """
 
