@@ -239,6 +239,7 @@ class _VcfInspector:
         self.records = 0
         self.contig_lengths: dict[str, int] = {}
         self.contigs_seen: set[str] = set()
+        self._chroms: set[bytes] = set()
         self.reference: str | None = None
 
     def feed(self, data: bytes) -> None:
@@ -337,9 +338,12 @@ class _VcfInspector:
             )
             return
         for raw in lines:
-            line = raw.rstrip(b"\r")
-            if line:
-                self._line(line)
+            if self.chrom_line and raw[:1] not in (b"#", b"", b"\r"):
+                self._record(raw)  # the common case, kept short: a record's contig is all it reads
+            else:
+                line = raw.rstrip(b"\r")
+                if line:
+                    self._line(line)
             if self.done or not self.parsing:
                 break
         if not self.parsing:
@@ -367,8 +371,14 @@ class _VcfInspector:
         if not self.chrom_line:
             self._fail("vcf_header", "has records before its '#CHROM' header line")
             return
-        chrom = line.split(b"\t", 1)[0].decode("utf-8", "replace")
-        self.contigs_seen.add(chrom)
+        self._record(line)
+
+    def _record(self, line: bytes) -> None:
+        tab = line.find(b"\t")
+        chrom = line[:tab] if tab >= 0 else line.rstrip(b"\r")
+        if chrom not in self._chroms:
+            self._chroms.add(chrom)
+            self.contigs_seen.add(chrom.decode("utf-8", "replace"))
         self.records += 1
         if self.records >= VCF_RECORDS_CHECKED:
             self.parsing = False
