@@ -20,7 +20,8 @@ import pytest
 
 from capillary.contract.message import CLAIMS_PREFIX, WorkMessage
 from capillary.contract.naming import deployment_names
-from capillary.intake.handler import Clients, IntakeConfig, handle_event
+from capillary.contract.samples import KEY_MAX_BYTES, rejected_key
+from capillary.intake.handler import Clients, IntakeConfig, MalformedEventError, handle_event
 from capillary.intake.local import poll_once
 from capillary.local.endpoint import LocalAWS
 from tests.support.samples import make_sample_tarball
@@ -378,3 +379,151 @@ def test_the_cli_runner_handles_and_deletes_event_messages(stack: Stack) -> None
     )["Attributes"]
     assert attrs == {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "0"}
     assert '"phase": "queue"' in result.stderr  # JSON logs on stderr
+
+
+# -- malformed records, poison messages, long keys -------------------------------------------------
+
+
+def _delivered_event(stack: Stack, key: str) -> dict[str, Any]:
+    """The event S3 delivers for a new object at `key` (read off the events queue)."""
+    stack.s3.put_object(Bucket=NAMES.bucket, Key=key, Body=b"x")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = stack.sqs.receive_message(QueueUrl=stack.events_url, MaxNumberOfMessages=1, WaitTimeSeconds=1)
+        for message in got.get("Messages", []):
+            stack.sqs.delete_message(QueueUrl=stack.events_url, ReceiptHandle=message["ReceiptHandle"])
+            event: dict[str, Any] = json.loads(message["Body"])
+            if event.get("Records"):
+                return event
+    raise AssertionError(f"no event delivered for {key}")
+
+
+def _good(record: dict[str, Any], **object_fields: Any) -> dict[str, Any]:
+    """A copy of a real record with some `s3.object` fields replaced (None removes one)."""
+    copy = json.loads(json.dumps(record))
+    for name, value in object_fields.items():
+        if value is None:
+            copy["s3"]["object"].pop(name, None)
+        else:
+            copy["s3"]["object"][name] = value
+    return copy
+
+
+MALFORMED: dict[str, Any] = {
+    "null": None,
+    "a string": "ObjectCreated:Put",
+    "a list": [1, 2],
+    "no s3": {"eventName": "ObjectCreated:Put"},
+    "s3 not an object": {"eventName": "ObjectCreated:Put", "s3": "inputs/x"},
+    "no object": {"eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": NAMES.bucket}}},
+}
+
+
+@pytest.mark.parametrize(
+    "bad", [*MALFORMED, "no key", "a number as key", "empty key", "size text", "size -1"]
+)
+def test_a_malformed_record_is_counted_and_the_good_one_after_it_is_queued(stack: Stack, bad: str) -> None:
+    _drain_test_event(stack)
+    # GIVEN a real event for a good upload, with a malformed record placed before its record
+    event = _delivered_event(stack, "inputs/after-abcdef-somatic.tar.gz")
+    [good] = event["Records"]
+    broken = {
+        "no key": _good(good, key=None),
+        "a number as key": _good(good, key=12),
+        "empty key": _good(good, key=""),
+        "size text": _good(good, size="big"),
+        "size -1": _good(good, size=-1),
+    }.get(bad, MALFORMED.get(bad))
+    # WHEN handled
+    outcome = handle_event({"Records": [broken, good]}, stack.config(), stack.clients)
+    # THEN the bad record is counted with a reason naming the record, and the good one is queued
+    assert outcome.queued == ["inputs/after-abcdef-somatic.tar.gz"]
+    [reason] = outcome.malformed
+    assert reason.startswith("record 0: ")
+    assert [m.key for m in stack.work_messages()] == ["inputs/after-abcdef-somatic.tar.gz"]
+
+
+@pytest.mark.parametrize("event", [None, [], "text", {"Records": "inputs/x"}, {"Records": {"a": 1}}])
+def test_an_event_that_is_no_s3_event_is_refused_whole(stack: Stack, event: Any) -> None:
+    with pytest.raises(MalformedEventError):
+        handle_event(event, stack.config(), stack.clients)
+
+
+def test_the_runner_survives_any_message_and_leaves_poison_for_the_redrive(stack: Stack) -> None:
+    _drain_test_event(stack)
+    # GIVEN an events queue that redrives after 2 receives, as roles/intake makes it locally
+    dlq_url = stack.sqs.create_queue(QueueName=f"{NAMES.events_queue}-dlq")["QueueUrl"]
+    dlq_arn = stack.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    stack.sqs.set_queue_attributes(
+        QueueUrl=stack.events_url,
+        Attributes={
+            "VisibilityTimeout": "1",
+            "RedrivePolicy": json.dumps({"maxReceiveCount": "2", "deadLetterTargetArn": dlq_arn}),
+        },
+    )
+    # AND four poison messages beside a real upload's event
+    poison = ["not json {", "[1, 2]", '{"Records": 5}', "null"]
+    for body in poison:
+        stack.sqs.send_message(QueueUrl=stack.events_url, MessageBody=body)
+    stack.s3.put_object(Bucket=NAMES.bucket, Key="inputs/fine-0a0a0a-normal.tar.gz", Body=b"x")
+    # WHEN the runner polls until the queue is empty
+    handled = failed = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done, bad = poll_once(stack.events_url, stack.config(), stack.clients, wait_seconds=1)
+        handled, failed = handled + done, failed + bad
+        attrs = stack.sqs.get_queue_attributes(
+            QueueUrl=stack.events_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        if handled and set(attrs.values()) == {"0"}:
+            break
+    # THEN the upload was queued, each poison message was refused twice, then moved to the DLQ
+    assert handled == 1 and [m.key for m in stack.work_messages()] == ["inputs/fine-0a0a0a-normal.tar.gz"]
+    assert failed == 2 * len(poison)
+    moved = stack.sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+    assert sorted(m["Body"] for m in moved["Messages"]) == sorted(poison)
+
+
+def test_the_cli_runner_survives_a_poison_message(stack: Stack) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # GIVEN a message that is not JSON beside an upload's event
+    stack.sqs.send_message(QueueUrl=stack.events_url, MessageBody="not an event {")
+    stack.s3.put_object(Bucket=NAMES.bucket, Key="inputs/cli-0d0d0d-normal.tar.gz", Body=b"x")
+    env = {**os.environ, "CAPILLARY_DEPLOYMENT": "itest", "CAPILLARY_WORK_QUEUE_URL": stack.work_url}
+    # WHEN `capillary intake-local --once` runs
+    argv = ["intake-local", "--queue-url", stack.events_url, "--once", "--wait-seconds", "2"]
+    result = subprocess.run(
+        [sys.executable, "-m", "capillary", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # THEN it exits on its own (1: a message was not handled), having queued the upload
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "MalformedEventError" in result.stderr and "not JSON" in result.stderr
+    assert [m.key for m in stack.work_messages()] == ["inputs/cli-0d0d0d-normal.tar.gz"]
+
+
+def test_a_rejected_1024_byte_key_gets_a_report_s3_can_store(stack: Stack) -> None:
+    _drain_test_event(stack)
+    # GIVEN an upload under a misnamed key of 1,024 bytes, S3's limit
+    key = "inputs/" + "k" * (KEY_MAX_BYTES - len("inputs/"))
+    assert len(key.encode()) == KEY_MAX_BYTES
+    stack.s3.put_object(Bucket=NAMES.bucket, Key=key, Body=b"x")
+    # WHEN handled
+    stack.pump(stack.config(), 1)
+    # THEN the report is stored under a key within the limit, and names the upload in full
+    listed = stack.s3.list_objects_v2(Bucket=NAMES.bucket, Prefix="rejected/")["Contents"]
+    [report_key] = [o["Key"] for o in listed]
+    assert len(report_key.encode()) <= KEY_MAX_BYTES and report_key == rejected_key(key)
+    report = json.loads(stack.s3.get_object(Bucket=NAMES.bucket, Key=report_key)["Body"].read())
+    assert report["key"] == key

@@ -156,6 +156,23 @@ def test_check_mode_then_a_real_run_then_nothing_changes(aws: LocalAWS, playbook
     playbook(PLAYBOOK, extra_vars=VARS).assert_idempotent()
 
 
+def test_the_local_events_queue_redrives_to_its_dead_letter_queue(aws: LocalAWS, playbook: Any) -> None:
+    # GIVEN an empty account WHEN the playbook deploys the local platform
+    playbook(PLAYBOOK, extra_vars={**LOCAL_VARS, "intake_max_receive_count": 4}).assert_ok()
+    sqs = aws.client("sqs")
+    events = sqs.get_queue_url(QueueName=NAMES.events_queue)["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=NAMES.events_dead_letter_queue)["QueueUrl"]
+    # THEN what intake-local cannot handle moves to the events DLQ after intake_max_receive_count receives
+    attrs = sqs.get_queue_attributes(QueueUrl=events, AttributeNames=["RedrivePolicy"])["Attributes"]
+    dlq_attrs = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn", "MessageRetentionPeriod"])
+    policy = json.loads(attrs["RedrivePolicy"])
+    assert policy["deadLetterTargetArn"] == dlq_attrs["Attributes"]["QueueArn"]
+    assert int(policy["maxReceiveCount"]) == 4
+    assert dlq_attrs["Attributes"]["MessageRetentionPeriod"] == "1209600"  # intake_dlq_retention_s
+    # WHEN it runs again THEN nothing changes
+    playbook(PLAYBOOK, extra_vars={**LOCAL_VARS, "intake_max_receive_count": 4}).assert_idempotent()
+
+
 def test_worker_credentials_can_do_their_job_and_nothing_else(aws: LocalAWS, playbook: Any) -> None:
     playbook(PLAYBOOK, extra_vars=LOCAL_VARS).assert_ok()
     notifications = aws.client("s3").get_bucket_notification_configuration(Bucket=NAMES.bucket)

@@ -18,12 +18,14 @@ import random
 import shutil
 import subprocess
 import tarfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from capillary.contract import assemblies
 from capillary.contract.samples import SampleKey
+from capillary.contract.tarball import BGZF_EOF
 
 DEFAULT_OPTIONS: dict[str, Any] = {
     "genome_assembly": "grch38",
@@ -95,6 +97,42 @@ def make_vcf(
     else:
         path.write_bytes(gzip.compress(body, mtime=0))
     return path
+
+
+def bgzip_bytes(data: bytes) -> bytes:
+    """`data` compressed by the real `bgzip` (BGZF blocks and the end-of-file block)."""
+    tool = shutil.which("bgzip")
+    if tool is None:
+        raise RuntimeError("bgzip (Debian package tabix) is needed to build test samples")
+    return subprocess.run([tool, "-c"], input=data, capture_output=True, check=True).stdout
+
+
+def long_line_vcf(line_bytes: int) -> bytes:
+    """A bgzipped VCF (by its first block) whose second line is `line_bytes` long: a hostile input.
+
+    The first block is a real BGZF block holding the fileformat line; the rest is one plain gzip
+    member of repeated bytes, so the file stays tiny (deflate packs 1000:1) however long the line.
+    """
+    head = bgzip_bytes(b"##fileformat=VCFv4.2\n")[: -len(BGZF_EOF)]
+    body = zlib.compressobj(9, zlib.DEFLATED, 31)
+    piece = b"A" * (1 << 20)
+    chunks = [body.compress(piece) for _ in range(line_bytes // len(piece))]
+    chunks.append(body.compress(b"A" * (line_bytes % len(piece)) + b"\n"))
+    chunks.append(body.flush())
+    return head + b"".join(chunks) + BGZF_EOF
+
+
+# The CNA segment lines each PCGR release major takes (`capillary.contract.tarball.CNA_COLUMNS`).
+CNA_HEADERS = {
+    1: "Chromosome\tStart\tEnd\tSegment_Mean",
+    2: "Chromosome\tStart\tEnd\tnMajor\tnMinor",
+}
+CNA_ROWS = {1: "chr7\t55019017\t55211628\t1.42", 2: "chr7\t55019017\t55211628\t6\t1"}
+
+
+def cna_text(major: int = 2, rows: list[str] | None = None) -> str:
+    """A copy-number segment file for a release major: its header and `rows` (default: one)."""
+    return "\n".join([CNA_HEADERS[major], *(rows if rows is not None else [CNA_ROWS[major]])]) + "\n"
 
 
 def options_toml(options: Mapping[str, Any]) -> str:

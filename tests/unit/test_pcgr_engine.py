@@ -292,7 +292,9 @@ def test_missing_pcgrr_sibling_is_a_setup_error(tmp_path: Path) -> None:
 
 def test_two_vcfs_are_refused_for_pcgr(tmp_path: Path) -> None:
     prefix = conda_layout(tmp_path)
-    sample = extracted(tmp_path, vcfs=2)
+    # safe_extract already refuses a second VCF (contract.tarball.MAX_VCFS): hand the engine one anyway
+    one = extracted(tmp_path)
+    sample = dataclasses.replace(one, vcfs=[one.vcfs[0], one.vcfs[0]])
     with pytest.raises(EngineInputError, match="exactly one tumor VCF"):
         get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "out" / "s")
 

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from capillary.contract.samples import (
+    KEY_MAX_BYTES,
     SampleKey,
     SampleKeyError,
     parse_output_key,
@@ -122,6 +123,27 @@ def test_rejected_key_sits_outside_inputs_and_outputs() -> None:
     assert rejected_key("inputs/b1-abc123-somatic-tar.gz") == "rejected/b1-abc123-somatic-tar.gz.json"
     assert rejected_key("inputs/sub/x.tgz") == "rejected/sub/x.tgz.json"
     assert rejected_key("inputs/") == "rejected/_empty_.json"
+
+
+def test_the_report_of_the_longest_key_s3_takes_is_a_key_s3_takes() -> None:
+    # GIVEN an input key of 1,024 bytes (S3's limit), ending in multi-byte characters
+    key = "inputs/" + "b" * 1011 + "é" * 3
+    assert len(key.encode()) == KEY_MAX_BYTES
+    # WHEN its rejection report is named THEN the name fits too, and says which key it is for
+    report = rejected_key(key)
+    assert len(report.encode()) == KEY_MAX_BYTES
+    assert report.startswith("rejected/bbbb") and report.endswith(".json")
+    assert report == rejected_key(key) and report != rejected_key(key[:-1] + "è")
+
+
+@given(st.text(max_size=1500))
+def test_every_report_key_fits_and_distinct_keys_keep_distinct_reports(rest: str) -> None:
+    key = f"inputs/{rest}"
+    report = rejected_key(key)
+    assert report.startswith("rejected/") and report.endswith(".json")
+    assert len(report.encode("utf-8")) <= KEY_MAX_BYTES
+    longer = rejected_key(key + "x" * 1100)
+    assert longer != report and len(longer.encode("utf-8")) <= KEY_MAX_BYTES
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,9 @@
 The local AWS endpoint cannot invoke a Lambda, so locally the bucket notifies an SQS events
 queue instead; this runner long-polls that queue and passes each S3 event to the same
 `capillary.intake.handle_event` the Lambda runs, deleting an event only once it is handled.
+A message it cannot handle is logged and left on the queue, whose redrive policy moves it to
+the events dead-letter queue; no message stops the runner. With --once, the exit status is 1
+when a message was left.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ class DeploymentNames:
     work_queue: str
     dead_letter_queue: str
     events_queue: str
+    events_dead_letter_queue: str
     smoke_queue: str
     intake_failures_queue: str
     notify_topic: str
@@ -104,6 +105,8 @@ def deployment_names(deployment: str, bucket: str | None = None) -> DeploymentNa
         work_queue=f"{prefix}-work",
         dead_letter_queue=f"{prefix}-work-dlq",
         events_queue=f"{prefix}-events",
+        # Where the local events queue redrives what `capillary intake-local` cannot handle.
+        events_dead_letter_queue=f"{prefix}-events-dlq",
         smoke_queue=f"{prefix}-smoke",
         # The intake Lambda's on-failure destination: S3 events it could not handle after Lambda's
         # own retries (the object stays in the bucket; this queue says which one was missed).

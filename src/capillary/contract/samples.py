@@ -12,6 +12,7 @@ contain hyphens, so keys are parsed from the right. Every refusal is a `SampleKe
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ ERROR_SUFFIX = "-error.json"
 KINDS: tuple[str, ...] = ("somatic", "normal")
 UUID_LENGTH = 6
 BATCH_MAX_LENGTH = 100
+# S3's limit on an object key, in bytes of UTF-8.
+KEY_MAX_BYTES = 1024
+REPORT_EXTENSION = ".json"
+_REPORT_HASH_CHARS = 16
 
 _UUID = re.compile(r"[0-9a-f]{6}")
 # Letters, digits and a few separators; starts and ends with a letter or digit so that
@@ -184,10 +189,20 @@ def rejected_key(raw_key: str) -> str:
     """Where the rejection report for an upload under `inputs/` goes (`rejected/<rest>.json`).
 
     Not under `inputs/` or `outputs/`, so a report never triggers intake or a notification.
+    Always a key S3 can store (at most `KEY_MAX_BYTES` of UTF-8): when `<rest>` is too long for
+    that, it is cut (on a character boundary) and ends in `~` and a hash of the whole key, so two
+    long keys never share a report.
     """
     rest = raw_key[len(INPUT_PREFIX) :] if raw_key.startswith(INPUT_PREFIX) else raw_key
-    rest = rest.strip("/") or "_empty_"
-    return f"{REJECTED_PREFIX}{rest}.json"
+    # A lone surrogate (a hand-made event can hold one) cannot be stored: it becomes '?'.
+    rest = rest.strip("/").encode("utf-8", "replace").decode("utf-8") or "_empty_"
+    key = f"{REJECTED_PREFIX}{rest}{REPORT_EXTENSION}"
+    if len(key.encode("utf-8")) <= KEY_MAX_BYTES:
+        return key
+    digest = hashlib.sha256(raw_key.encode("utf-8", "surrogatepass")).hexdigest()[:_REPORT_HASH_CHARS]
+    budget = KEY_MAX_BYTES - len(REJECTED_PREFIX) - len(REPORT_EXTENSION) - 1 - len(digest)
+    kept = rest.encode("utf-8")[:budget].decode("utf-8", "ignore")
+    return f"{REJECTED_PREFIX}{kept}~{digest}{REPORT_EXTENSION}"
 
 
 def parse_output_key(key: str) -> tuple[SampleKey, OutputKind]:

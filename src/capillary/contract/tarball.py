@@ -1,19 +1,31 @@
 """Offline validation and safe extraction of a sample tarball, through one code path.
 
-A sample tarball holds one or more bgzipped VCFs (`.vcf.gz`, optional `.tbi`/`.csi` indexes), one
+A sample tarball holds exactly one bgzipped VCF (`.vcf.gz`, optional `.tbi`/`.csi` index), one
 `.toml` with the sample's PCGR options (see `capillary.contract.pcgr_options`) and optionally one
 copy-number `.tsv`. `validate_tarball` and `safe_extract` both stream the archive once through
-`_Scanner`: every member is checked (path, type, size, count, compression ratio) before a byte of
-it is read, and extraction additionally passes each member through `tarfile.data_filter` as the
-last line of defence. Problems are collected, not raised one at a time, so a user sees all of
-them. Messages name the member and the rule, never the data inside it.
+`_Scanner`: every member is checked (name, path, type, size, count, compression ratio) before a
+byte of it is read, and extraction additionally passes each member through `tarfile.data_filter`
+as the last line of defence. Problems are collected, not raised one at a time, so a user sees all
+of them. Messages name the member and the rule, never the data inside it; a member name outside
+the safe vocabulary (`capillary.contract.vocabulary`) is only ever shown escaped.
+
+Content checks are linear in the input and hold O(chunk) memory, whatever the input:
+
+- a VCF is inflated whole, so a truncated stream or one without the BGZF end-of-file block is
+  refused, but only its header and first `VCF_RECORDS_CHECKED` records are parsed, and a line
+  longer than `VCF_LINE_MAX_BYTES` is refused as soon as it is seen, never buffered;
+- the CNA `.tsv` is read for the columns the PCGR release expects (`CNA_COLUMNS`, by release
+  major; `release` defaults to `CURRENT_RELEASE_MAJOR`, the catalogue's current release), its
+  header and first `CNA_ROWS_CHECKED` rows, lines capped at `CNA_LINE_MAX_BYTES`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import tomllib
@@ -26,27 +38,85 @@ from typing import IO, Any
 from capillary.contract import assemblies
 from capillary.contract.pcgr_options import validate_options
 from capillary.contract.problems import Problem
+from capillary.contract.vocabulary import member_problem, shown
 
 __all__ = [
+    "CNA_COLUMNS",
+    "CURRENT_RELEASE_MAJOR",
+    "MAX_VCFS",
     "ExtractedSample",
     "Limits",
     "Problem",
     "TarballError",
     "Validation",
+    "release_major",
     "safe_extract",
     "validate_tarball",
+    "vcf_count_problem",
 ]
 
 GIB = 1 << 30
 MIB = 1 << 20
+KIB = 1 << 10
 CHUNK = 1 << 20
 BGZF_MAGIC = b"\x1f\x8b\x08\x04"
 GZIP_MAGIC = b"\x1f\x8b"
-# How much of a VCF is decompressed to check it: the header and the first records. The rest is
-# streamed (hashed, copied) but never inflated, so a multi-GB VCF costs one read, not a parse.
+# The empty block `bgzip` (htslib) always ends a file with; htslib compares these 28 bytes exactly.
+BGZF_EOF = bytes.fromhex("1f8b08040000000000ff0600424302001b0003000000000000000000")
+# A BGZF block is at most 64 KiB: compressed input is fed to zlib in slices no larger, so the
+# leftovers carried from one gzip member to the next stay small (no re-copying of a whole chunk).
+_INFLATE_SLICE = 64 * KIB
+# How much of a VCF is parsed: the header and the first records. The whole stream is inflated
+# (to prove it is complete) but the rest of it is only counted, never held or parsed.
 VCF_HEADER_MAX_BYTES = 32 * MIB
 VCF_RECORDS_CHECKED = 5000
+# The longest VCF line (header or record) accepted. PCGR's inputs never come near it (a single-
+# or tumor/normal-sample record is under 1 KiB; the longest header lines, ##INFO descriptions,
+# a few KiB); a longer line is refused as soon as it is seen, without buffering it.
+VCF_LINE_MAX_BYTES = 1 * MIB
 TOML_MAX_BYTES = 1 * MIB
+# One VCF per sample: PCGR (somatic) and CPSR (germline) each take exactly one VCF per run. The
+# engines read this rule from here (`vcf_count_problem`), not a copy of it.
+MAX_VCFS = 1
+# The copy-number segment columns each PCGR release major requires (its own checks:
+# pcgr/validate.py `is_valid_cna` at v2.3.2, pcgr/cna.py at v2.2.5, scripts/pcgr_validate_input.py
+# at v1.4.1): 2.x takes allele-specific copy numbers, 1.x a log2 segment mean.
+CNA_COLUMNS: dict[int, tuple[str, ...]] = {
+    1: ("Chromosome", "Start", "End", "Segment_Mean"),
+    2: ("Chromosome", "Start", "End", "nMajor", "nMinor"),
+}
+# The catalogue's current release major (catalogue/pcgr_releases.yml, `current: true`; the contract
+# reads no other part of the package, so a test checks the two agree).
+CURRENT_RELEASE_MAJOR = 2
+CNA_ROWS_CHECKED = 10_000
+CNA_LINE_MAX_BYTES = 64 * KIB
+_CNA_POSITION = re.compile(r"[0-9]+")
+_CNA_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def release_major(release: str | None) -> int:
+    """The major of a PCGR release (`"2.3.2"` -> 2); `None` is the catalogue's current release."""
+    if release is None:
+        return CURRENT_RELEASE_MAJOR
+    head = str(release).split(".", 1)[0]
+    if not head.isdigit() or int(head) not in CNA_COLUMNS:
+        known = ", ".join(f"{major}.x" for major in sorted(CNA_COLUMNS))
+        raise ValueError(f"PCGR release {shown(release)}: the sample contract knows releases {known}")
+    return int(head)
+
+
+def vcf_count_problem(count: int) -> Problem | None:
+    """The one-VCF-per-sample rule: why `count` `.vcf.gz` files cannot make a sample, or None."""
+    if count == 0:
+        return Problem("no_vcf", "holds no bgzipped VCF (.vcf.gz)")
+    if count > MAX_VCFS:
+        return Problem(
+            "multiple_vcf",
+            f"holds {count} .vcf.gz files; a sample holds exactly one VCF "
+            "(PCGR and CPSR take one per run: submit each VCF as its own sample)",
+        )
+    return None
 
 
 @dataclass
@@ -108,31 +178,74 @@ class TarballError(Exception):
 
 
 # --------------------------------------------------------------------------------------------
-# VCF inspection (streaming; only the header and the first records are inflated)
+# Line splitting and VCF inspection (streaming; the whole VCF is inflated, its head is parsed)
+
+
+class _Lines:
+    """Splits a byte stream into lines in one pass, holding at most one partial line.
+
+    `feed` returns the complete lines of `data`, or None as soon as a line is longer than
+    `limit` (complete or not), before any more of it is kept.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.partial = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes] | None:
+        pieces = data.split(b"\n")
+        tail = pieces.pop()
+        if pieces:
+            if self.partial:
+                if len(self.partial) + len(pieces[0]) > self.limit:
+                    return None
+                self.partial += pieces[0]
+                pieces[0] = bytes(self.partial)
+                self.partial = bytearray()
+            if max(map(len, pieces)) > self.limit:
+                return None
+        if len(self.partial) + len(tail) > self.limit:
+            return None
+        self.partial += tail
+        return pieces
+
+    def finish(self) -> list[bytes]:
+        last, self.partial = bytes(self.partial), bytearray()
+        return [last] if last else []
 
 
 class _VcfInspector:
-    """Fed the raw bytes of one `.vcf.gz` member in order; collects its header facts."""
+    """Fed the raw bytes of one `.vcf.gz` member in order; collects its header facts.
+
+    Every byte is inflated, one gzip member after the other (a BGZF file is a series of them),
+    with output bounded per call; only the header and the first `VCF_RECORDS_CHECKED` records
+    are split into lines and parsed. `finish` then knows whether the stream was complete.
+    """
 
     def __init__(self, member: str) -> None:
         self.member = member
         self.problems: list[Problem] = []
         self.first = b""
         self.bgzf_checked = False
-        self.done = False
+        self.done = False  # a problem was found: nothing more is read
+        self.parsing = True  # still in the header or the first records
         self.decompressor = zlib.decompressobj(wbits=31)
-        self.text = b""
+        self.in_member = False  # bytes were fed to the current gzip member and it has not ended
+        self.tail = b""  # the last bytes of the compressed stream (where the EOF block must be)
+        self.lines = _Lines(VCF_LINE_MAX_BYTES)
         self.inflated = 0
         self.fileformat = False
         self.chrom_line = False
         self.records = 0
         self.contig_lengths: dict[str, int] = {}
         self.contigs_seen: set[str] = set()
+        self._chroms: set[bytes] = set()
         self.reference: str | None = None
 
     def feed(self, data: bytes) -> None:
         if self.done:
             return
+        self._keep_tail(data)
         if not self.bgzf_checked:
             self.first += data
             if len(self.first) < 18:
@@ -154,8 +267,27 @@ class _VcfInspector:
     def finish(self) -> list[Problem]:
         if not self.bgzf_checked and not self.done:
             self._fail("vcf_not_gzip", "is too short to be a bgzipped VCF")
+        if not self.done and self.in_member:
+            try:
+                self._text(self.decompressor.flush())
+            except zlib.error:
+                self._fail("vcf_corrupt", "is not valid gzip data (corrupt)")
+        if not self.done and self.parsing:
+            for line in self.lines.finish():
+                if line.rstrip(b"\r"):
+                    self._line(line.rstrip(b"\r"))
         if not self.done:
-            self._inflate(b"", final=True)
+            if self.in_member and not self.decompressor.eof:
+                self._fail(
+                    "vcf_truncated",
+                    "is truncated: its compressed data ends inside a block (an interrupted upload or copy?)",
+                )
+            elif self.tail != BGZF_EOF:
+                self._fail(
+                    "vcf_no_eof_block",
+                    "has no BGZF end-of-file block, which `bgzip` always writes last: the file was "
+                    "cut short or not written by bgzip; recompress it with `bgzip`",
+                )
         if not self.problems:
             if not self.fileformat:
                 self.problems.append(
@@ -169,38 +301,55 @@ class _VcfInspector:
         self.problems.append(Problem(code, message, self.member))
         self.done = True
 
-    def _inflate(self, data: bytes, final: bool = False) -> None:
-        try:
-            while data:
-                out = self.decompressor.decompress(data, CHUNK)
-                self.inflated += len(out)
-                self.text += out
-                data = self.decompressor.unconsumed_tail
-                if self.decompressor.eof:
-                    # BGZF is a series of gzip members: start the next one on the leftovers.
-                    data = self.decompressor.unused_data + data
-                    self.decompressor = zlib.decompressobj(wbits=31)
-                self._consume_lines(final=False)
-                if self.done:
-                    return
-        except zlib.error:
-            self._fail("vcf_corrupt", "is not valid gzip data (truncated or corrupt)")
-            return
-        if final:
-            self._consume_lines(final=True)
-        elif self.inflated > VCF_HEADER_MAX_BYTES and not self.chrom_line:
-            self._fail("vcf_header", f"has no '#CHROM' line in its first {VCF_HEADER_MAX_BYTES // MIB} MiB")
+    def _keep_tail(self, data: bytes) -> None:
+        size = len(BGZF_EOF)
+        self.tail = data[-size:] if len(data) >= size else (self.tail + data)[-size:]
 
-    def _consume_lines(self, final: bool) -> None:
-        lines = self.text.split(b"\n")
-        self.text = b"" if final else lines.pop()
+    def _inflate(self, data: bytes) -> None:
+        view = memoryview(data)
+        try:
+            for offset in range(0, len(view), _INFLATE_SLICE):
+                pending: bytes | memoryview = view[offset : offset + _INFLATE_SLICE]
+                while pending:
+                    self.in_member = True
+                    out = self.decompressor.decompress(pending, CHUNK)
+                    pending = self.decompressor.unconsumed_tail
+                    if self.decompressor.eof:
+                        # BGZF is a series of gzip members: start the next one on the leftovers.
+                        pending = self.decompressor.unused_data + pending
+                        self.decompressor = zlib.decompressobj(wbits=31)
+                        self.in_member = False
+                    self._text(out)
+                    if self.done:
+                        return
+        except zlib.error:
+            self._fail("vcf_corrupt", "is not valid gzip data (corrupt)")
+
+    def _text(self, out: bytes) -> None:
+        """Inflated bytes, in order: split into lines and parsed while still in the VCF's head."""
+        self.inflated += len(out)
+        if not self.parsing or not out:
+            return
+        lines = self.lines.feed(out)
+        if lines is None:
+            self._fail(
+                "vcf_line_too_long",
+                f"has a line longer than {VCF_LINE_MAX_BYTES // MIB} MiB (the limit for any VCF line)",
+            )
+            return
         for raw in lines:
-            if self.done:
-                return
-            line = raw.rstrip(b"\r")
-            if not line:
-                continue
-            self._line(line)
+            if self.chrom_line and raw[:1] not in (b"#", b"", b"\r"):
+                self._record(raw)  # the common case, kept short: a record's contig is all it reads
+            else:
+                line = raw.rstrip(b"\r")
+                if line:
+                    self._line(line)
+            if self.done or not self.parsing:
+                break
+        if not self.parsing:
+            self.lines = _Lines(0)  # what remains of the stream is inflated, never split
+        elif not self.done and not self.chrom_line and self.inflated > VCF_HEADER_MAX_BYTES:
+            self._fail("vcf_header", f"has no '#CHROM' line in its first {VCF_HEADER_MAX_BYTES // MIB} MiB")
 
     def _line(self, line: bytes) -> None:
         if not self.fileformat:
@@ -222,11 +371,17 @@ class _VcfInspector:
         if not self.chrom_line:
             self._fail("vcf_header", "has records before its '#CHROM' header line")
             return
-        chrom = line.split(b"\t", 1)[0].decode("utf-8", "replace")
-        self.contigs_seen.add(chrom)
+        self._record(line)
+
+    def _record(self, line: bytes) -> None:
+        tab = line.find(b"\t")
+        chrom = line[:tab] if tab >= 0 else line.rstrip(b"\r")
+        if chrom not in self._chroms:
+            self._chroms.add(chrom)
+            self.contigs_seen.add(chrom.decode("utf-8", "replace"))
         self.records += 1
         if self.records >= VCF_RECORDS_CHECKED:
-            self.done = True
+            self.parsing = False
 
     def _contig_header(self, line: bytes) -> None:
         body = line[len(b"##contig=<") :].rstrip(b">").decode("utf-8", "replace")
@@ -293,13 +448,139 @@ class _VcfInspector:
 
 
 # --------------------------------------------------------------------------------------------
+# The copy-number segment file (streaming: the header and the first rows)
+
+
+class _CnaInspector:
+    """Fed the bytes of the CNA `.tsv` in order; checks it against the release's columns.
+
+    What PCGR's own check requires, from its header and first `CNA_ROWS_CHECKED` rows: UTF-8,
+    tab-separated, the release's columns (`CNA_COLUMNS`), as many fields in each row as in the
+    header, Start and End positive integers with End >= Start, copy numbers (nMajor, nMinor)
+    non-negative numbers, Segment_Mean a number, and at least one segment.
+    """
+
+    def __init__(self, member: str, major: int) -> None:
+        self.member = member
+        self.required = CNA_COLUMNS[major]
+        self.problems: list[Problem] = []
+        self.lines = _Lines(CNA_LINE_MAX_BYTES)
+        self.line_number = 0
+        self.columns: dict[str, int] = {}
+        self.width = 0
+        self.rows = 0
+        self.done = False
+
+    def feed(self, data: bytes) -> None:
+        if self.done:
+            return
+        if self.line_number == 0 and not self.lines.partial and data.startswith(_UTF8_BOM):
+            self._fail(
+                "starts with a UTF-8 byte-order mark, which PCGR reads as part of the first "
+                "column's name; save it as UTF-8 without a BOM"
+            )
+            return
+        lines = self.lines.feed(data)
+        if lines is None:
+            self._fail(
+                f"has a line longer than {CNA_LINE_MAX_BYTES // KIB} KiB (the limit for a segment line)"
+            )
+            return
+        for line in lines:
+            self._line(line)
+            if self.done:
+                return
+
+    def finish(self) -> list[Problem]:
+        if not self.done:
+            for line in self.lines.finish():
+                self._line(line)
+        if not self.done:
+            if not self.columns:
+                self._fail("is empty; a copy-number file starts with a header line of column names")
+            elif not self.rows:
+                self._fail("has no segments (PCGR refuses a copy-number file without any)")
+        return self.problems
+
+    def _fail(self, message: str) -> None:
+        self.problems.append(Problem("cna_invalid", message, self.member))
+        self.done = True
+
+    def _line(self, raw: bytes) -> None:
+        self.line_number += 1
+        line = raw.rstrip(b"\r")
+        if not line.strip():
+            return  # blank lines are skipped, as PCGR's reader skips them
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            self._fail(f"line {self.line_number} is not UTF-8 text")
+            return
+        fields = text.split("\t")
+        if not self.columns:
+            self._header(fields)
+        elif self.rows < CNA_ROWS_CHECKED:
+            self._row(fields)
+
+    def _header(self, names: list[str]) -> None:
+        if len(names) == 1:
+            hint = " (it looks comma-separated)" if "," in names[0] else ""
+            self._fail(f"is not tab-separated: its header line has no tab{hint}")
+            return
+        for name in self.required:
+            if names.count(name) > 1:
+                self._fail(f"names column {name!r} more than once in its header")
+                return
+        missing = [name for name in self.required if name not in names]
+        if missing:
+            found = ", ".join(shown(n) for n in names[:8]) + (", …" if len(names) > 8 else "")
+            self._fail(
+                f"lacks the column(s) {', '.join(missing)} this PCGR release requires "
+                f"({', '.join(self.required)}; found {found})"
+            )
+            return
+        self.columns = {name: names.index(name) for name in self.required}
+        self.width = len(names)
+
+    def _row(self, fields: list[str]) -> None:
+        where = f"line {self.line_number}"
+        if len(fields) != self.width:
+            self._fail(f"{where} has {len(fields)} tab-separated fields; its header has {self.width}")
+            return
+        if not fields[self.columns["Chromosome"]].strip():
+            self._fail(f"{where}: Chromosome is empty")
+            return
+        start, end = fields[self.columns["Start"]], fields[self.columns["End"]]
+        for name, value in (("Start", start), ("End", end)):
+            if not _CNA_POSITION.fullmatch(value) or int(value) < 1:
+                self._fail(f"{where}: {name} must be a positive integer")
+                return
+        if int(end) < int(start):
+            self._fail(f"{where}: End is before Start")
+            return
+        for name in self.required[3:]:
+            value = fields[self.columns[name]]
+            if not _CNA_NUMBER.fullmatch(value) or not math.isfinite(float(value)):
+                self._fail(f"{where}: {name} must be a number")
+                return
+            if name != "Segment_Mean" and float(value) < 0:
+                self._fail(f"{where}: {name} is a copy number and cannot be negative")
+                return
+        self.rows += 1
+
+
+# --------------------------------------------------------------------------------------------
 # The scanner: one pass, used by both validate_tarball and safe_extract
+
+
+def _display(name: str) -> str:
+    """A member name as a message may print it: as is when the safe vocabulary takes it (nothing in
+    it can disturb a terminal or a log), else escaped and bounded (`vocabulary.shown`)."""
+    return name if member_problem(name) is None else shown(name)
 
 
 def _member_kind(name: str) -> str:
     base = posixpath.basename(name)
-    if base.startswith("."):
-        return "hidden"
     if base.endswith(".vcf.gz"):
         return "vcf"
     if base.endswith((".vcf.gz.tbi", ".vcf.gz.csi")):
@@ -314,10 +595,11 @@ def _member_kind(name: str) -> str:
 
 
 class _Scanner:
-    def __init__(self, path: Path, limits: Limits, dest: Path | None) -> None:
+    def __init__(self, path: Path, limits: Limits, dest: Path | None, major: int) -> None:
         self.path = path
         self.limits = limits
         self.dest = dest
+        self.major = major
         self.problems: list[Problem] = []
         self.vcfs: list[str] = []
         self.tomls: list[str] = []
@@ -373,7 +655,7 @@ class _Scanner:
                 Problem(
                     "member_too_large",
                     f"unpacks to {member.size} bytes; the limit per member is {self.limits.max_member_bytes}",
-                    member.name,
+                    _display(member.name),
                 )
             )
             return False
@@ -393,7 +675,7 @@ class _Scanner:
                     "compression_ratio",
                     f"unpacks to more than {self.limits.max_ratio:g} times its compressed size "
                     "(a decompression bomb?)",
-                    member.name,
+                    _display(member.name),
                 )
             )
             return False
@@ -402,11 +684,13 @@ class _Scanner:
     def _path_problem(self, member: tarfile.TarInfo) -> Problem | None:
         name = member.name
         if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-            return Problem("absolute_path", "has an absolute path", name)
+            return Problem("absolute_path", "has an absolute path", _display(name))
         if ".." in name.replace("\\", "/").split("/"):
-            return Problem("path_traversal", "has a '..' component (path traversal)", name)
-        if "\x00" in name or any(ord(c) < 32 for c in name):
-            return Problem("bad_name", "has control characters in its name", name)
+            return Problem("path_traversal", "has a '..' component (path traversal)", _display(name))
+        # The safe vocabulary: member names reach PCGR's command lines (and its shell).
+        reason = member_problem(name)
+        if reason is not None:
+            return Problem("bad_name", reason, shown(name))
         if member.issym():
             target = member.linkname
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
@@ -456,7 +740,7 @@ class _Scanner:
                 Problem("vcf_not_bgzipped", "VCFs must be bgzipped and named '.vcf.gz'", name)
             )
             return
-        if kind in ("hidden", "other"):
+        if kind == "other":
             self.problems.append(
                 Problem(
                     "unexpected_member",
@@ -464,6 +748,10 @@ class _Scanner:
                     name,
                 )
             )
+            return
+        if kind == "vcf" and len(self.vcfs) >= MAX_VCFS:
+            # Refused by count (in _sample_checks) without reading it: no point inflating it too.
+            self.vcfs.append(name)
             return
         if kind == "toml" and member.size > TOML_MAX_BYTES:
             self.problems.append(Problem("toml_too_large", f"is larger than {TOML_MAX_BYTES} bytes", name))
@@ -484,6 +772,7 @@ class _Scanner:
             self.problems.append(Problem("special_file", "has no content to read", name))
             return
         inspector = _VcfInspector(name) if kind == "vcf" else None
+        cna = _CnaInspector(name, self.major) if kind == "cna" else None
         toml_bytes = bytearray()
         digest = hashlib.sha256()
         out: IO[bytes] | None = None
@@ -499,6 +788,8 @@ class _Scanner:
                     out.write(chunk)
                 if inspector is not None:
                     inspector.feed(chunk)
+                elif cna is not None:
+                    cna.feed(chunk)
                 elif kind == "toml":
                     toml_bytes += chunk
         finally:
@@ -512,7 +803,8 @@ class _Scanner:
         elif kind == "toml":
             self.tomls.append(name)
             self._parse_toml(name, bytes(toml_bytes))
-        elif kind == "cna":
+        elif cna is not None:
+            self.problems.extend(cna.finish())
             self.cnas.append(name)
 
     def _parse_toml(self, name: str, data: bytes) -> None:
@@ -541,8 +833,11 @@ class _Scanner:
             )
 
     def _sample_checks(self) -> None:
-        if not self.vcfs and not any(p.code.startswith("vcf") for p in self.problems):
-            self.problems.append(Problem("no_vcf", "holds no bgzipped VCF (.vcf.gz)"))
+        count_problem = vcf_count_problem(len(self.vcfs))
+        if count_problem is not None and (
+            self.vcfs or not any(p.code.startswith("vcf") for p in self.problems)
+        ):
+            self.problems.append(count_problem)
         if not self.tomls and not any(p.code == "toml_too_large" for p in self.problems):
             self.problems.append(Problem("no_toml", "holds no .toml with the sample's PCGR options"))
         if len(self.tomls) > 1:
@@ -563,9 +858,13 @@ class _Scanner:
         return value if isinstance(value, str) else None
 
 
-def validate_tarball(path: Path, limits: Limits | None = None) -> Validation:
-    """Check a sample tarball without writing anything; every problem is reported."""
-    scanner = _Scanner(Path(path), limits or Limits(), dest=None)
+def validate_tarball(path: Path, limits: Limits | None = None, *, release: str | None = None) -> Validation:
+    """Check a sample tarball without writing anything; every problem is reported.
+
+    `release` is the PCGR release the sample is for (`"2.3.2"`; only its major matters here: it
+    picks the CNA columns), by default the catalogue's current one (`CURRENT_RELEASE_MAJOR`).
+    """
+    scanner = _Scanner(Path(path), limits or Limits(), dest=None, major=release_major(release))
     scanner.run()
     return Validation(
         ok=not scanner.problems,
@@ -578,18 +877,22 @@ def validate_tarball(path: Path, limits: Limits | None = None) -> Validation:
     )
 
 
-def safe_extract(path: Path, dest: Path, limits: Limits | None = None) -> ExtractedSample:
+def safe_extract(
+    path: Path, dest: Path, limits: Limits | None = None, *, release: str | None = None
+) -> ExtractedSample:
     """Unpack a sample tarball into `dest` (created, must be empty) after the same checks.
 
     On any problem, whatever was written is removed and `TarballError` lists every problem.
-    Nothing is ever written outside `dest`.
+    Nothing is ever written outside `dest`. `release` as for `validate_tarball` (a worker passes
+    the release it runs).
     """
+    major = release_major(release)
     path = Path(path)
     dest = Path(dest)
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise TarballError([Problem("dest_not_empty", f"extraction directory {dest} is not empty")], path)
-    scanner = _Scanner(path, limits or Limits(), dest=dest)
+    scanner = _Scanner(path, limits or Limits(), dest=dest, major=major)
     try:
         scanner.run()
     except TarballError as exc:

@@ -3,8 +3,12 @@
 Deployed as a Lambda (`handler`), and run locally by `capillary intake-local` on the events queue
 the bucket notifies there (the local endpoint cannot invoke a Lambda). Both call `handle_event`.
 
-- Every record of every event is handled; `s3:TestEvent` and keys outside `inputs/`/`outputs/`
-  are ignored.
+- Every record of every event is handled on its own; `s3:TestEvent` and keys outside
+  `inputs/`/`outputs/` are ignored. A malformed record (null, not an object, no `s3.object.key`,
+  a size that is not a byte count...) is logged and counted in `Outcome.malformed`, and the
+  others are handled: retrying it could never help. An event that is not an object, or whose
+  `Records` is not a list, is refused whole (`MalformedEventError`), so it goes where failed
+  events go (Lambda's on-failure destination; locally, the events queue's dead-letter queue).
 - A well-named upload becomes one work message (`work_message`) on the work queue; the object
   is never downloaded. S3 delivers at least once, so duplicates are expected: the message carries
   the object's etag and the event's sequencer, and the consumer is idempotent on (key, etag).
@@ -44,6 +48,7 @@ from capillary.contract.samples import (
     parse_output_key,
     rejected_key,
 )
+from capillary.contract.vocabulary import shown
 
 log = logging.getLogger("capillary.intake.handler")
 
@@ -55,6 +60,18 @@ MAX_PRESIGN_EXPIRY_S = 7 * 24 * 3600
 
 class IntakeError(RuntimeError):
     """Records that could not be queued; raised after every record was tried, so the event is retried."""
+
+
+class MalformedEventError(IntakeError):
+    """An event that is not an S3 event at all (not an object, `Records` not a list)."""
+
+
+class MalformedRecordError(ValueError):
+    """One event record intake cannot read; `reason` names the field and what is wrong with it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class IntakeConfigError(ValueError):
@@ -165,21 +182,62 @@ class Record:
     event_time: str
 
     @classmethod
-    def from_s3(cls, record: Mapping[str, Any]) -> Record:
-        s3 = record.get("s3", {})
-        obj = s3.get("object", {})
-        raw_key = str(obj.get("key", ""))
+    def from_s3(cls, record: object) -> Record:
+        """Read one S3 event record; `MalformedRecordError` names the first field that is wrong."""
+        if not isinstance(record, Mapping):
+            raise MalformedRecordError(f"is {_kind(record)}, not an object")
+        s3 = _field(record, "s3", Mapping, "s3")
+        obj = _field(s3, "object", Mapping, "s3.object")
+        bucket = _field(s3, "bucket", Mapping, "s3.bucket")
+        bucket_name = _field(bucket, "name", str, "s3.bucket.name")
+        raw_key = _field(obj, "key", str, "s3.object.key")
+        if not raw_key or not bucket_name:
+            raise MalformedRecordError("s3.object.key and s3.bucket.name must not be empty")
         size = obj.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise MalformedRecordError(f"s3.object.size must be a byte count (found {_kind(size)})")
+        etag = obj.get("eTag", obj.get("etag"))
+        sequencer = obj.get("sequencer")
+        for name, value in (("s3.object.eTag", etag), ("s3.object.sequencer", sequencer)):
+            if value is not None and not isinstance(value, str):
+                raise MalformedRecordError(f"{name} must be a string (found {_kind(value)})")
         return cls(
-            event_name=str(record.get("eventName", "")),
-            bucket=str(s3.get("bucket", {}).get("name", "")),
+            event_name=_field(record, "eventName", str, "eventName", default=""),
+            bucket=bucket_name,
             raw_key=raw_key,
             key=unquote_plus(raw_key),
-            size=int(size) if size is not None else None,
-            etag=obj.get("eTag") or obj.get("etag"),
-            sequencer=obj.get("sequencer"),
-            event_time=str(record.get("eventTime", "")),
+            size=size,
+            etag=etag or None,
+            sequencer=sequencer,
+            event_time=_field(record, "eventTime", str, "eventTime", default=""),
         )
+
+
+def _kind(value: object) -> str:
+    """What a value is, for a message that must not quote it (a JSON type name)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, Mapping) else type(value).__name__
+
+
+def _field(parent: Mapping[str, Any], name: str, kind: type[Any], path: str, default: Any = None) -> Any:
+    value = parent.get(name)
+    if value is None and default is not None:
+        return default
+    if value is None:
+        raise MalformedRecordError(f"has no {path}")
+    if not isinstance(value, kind):
+        wanted = "an object" if kind is Mapping else "a string"
+        raise MalformedRecordError(f"{path} must be {wanted} (found {_kind(value)})")
+    return value
 
 
 @dataclass
@@ -190,6 +248,8 @@ class Outcome:
     ignored: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     webhook_failures: list[str] = field(default_factory=list)
+    # One line per record that could not be read: "record <n>: <why>" (never the record itself).
+    malformed: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[str]]:
         return {
@@ -199,6 +259,7 @@ class Outcome:
             "ignored": self.ignored,
             "failed": self.failed,
             "webhook_failures": self.webhook_failures,
+            "malformed": self.malformed,
         }
 
 
@@ -433,14 +494,33 @@ def is_test_event(event: Mapping[str, Any]) -> bool:
     return event.get("Event") == "s3:TestEvent"
 
 
-def handle_event(event: Mapping[str, Any], config: IntakeConfig, clients: Clients) -> Outcome:
-    """Handle every record of one S3 event; raise IntakeError if any sample could not be queued."""
+def handle_event(event: object, config: IntakeConfig, clients: Clients) -> Outcome:
+    """Handle every record of one S3 event; raise IntakeError if any sample could not be queued.
+
+    A malformed record is skipped (logged, counted in `malformed`); an event that is not an S3
+    event at all raises `MalformedEventError`.
+    """
     outcome = Outcome()
+    if not isinstance(event, Mapping):
+        raise MalformedEventError(f"the event is {_kind(event)}, not an object")
     if is_test_event(event):
         log.info("ignored s3:TestEvent", extra={"phase": "intake"})
         return outcome
-    for raw in event.get("Records", []):
-        record = Record.from_s3(raw)
+    records = event.get("Records", [])
+    if not isinstance(records, list):
+        raise MalformedEventError(f"the event's Records is {_kind(records)}, not a list")
+    for index, raw in enumerate(records):
+        try:
+            record = Record.from_s3(raw)
+        except MalformedRecordError as exc:
+            outcome.malformed.append(f"record {index}: {exc.reason}")
+            log.error(
+                "malformed event record skipped: record %d %s",
+                index,
+                exc.reason,
+                extra={"phase": "intake", "record": index, "reason": exc.reason},
+            )
+            continue
         if not record.event_name.startswith("ObjectCreated:"):
             outcome.ignored.append(record.key)
             continue
@@ -460,7 +540,10 @@ def handle_event(event: Mapping[str, Any], config: IntakeConfig, clients: Client
                 "record failed: %s", type(exc).__name__, extra={"key": record.key, "phase": "intake"}
             )
     if outcome.failed:
-        raise IntakeError(f"{len(outcome.failed)} record(s) not handled: {', '.join(outcome.failed)}")
+        keys = ", ".join(shown(key) for key in outcome.failed[:5]) + (
+            ", …" if len(outcome.failed) > 5 else ""
+        )
+        raise IntakeError(f"{len(outcome.failed)} record(s) not handled: {keys}")
     return outcome
 
 

@@ -25,6 +25,7 @@ HANDLER_FILES = (
     "contract/__init__.py",
     "contract/message.py",
     "contract/samples.py",
+    "contract/vocabulary.py",
     "intake/__init__.py",
     "intake/data/webhook_payload.schema.json",
     "intake/handler.py",
