@@ -295,7 +295,7 @@ def test_two_vcfs_are_refused_for_pcgr(tmp_path: Path) -> None:
     # safe_extract already refuses a second VCF (contract.tarball.MAX_VCFS): hand the engine one anyway
     one = extracted(tmp_path)
     sample = dataclasses.replace(one, vcfs=[one.vcfs[0], one.vcfs[0]])
-    with pytest.raises(EngineInputError, match="exactly one tumor VCF"):
+    with pytest.raises(EngineInputError, match="exactly one VCF"):
         get_engine("pcgr", config(prefix)).command(sample, "s", tmp_path / "out" / "s")
 
 

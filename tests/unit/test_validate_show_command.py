@@ -95,7 +95,7 @@ def test_the_text_form_is_one_quoted_line(tmp_path: Path, capsys: pytest.Capture
     ("kwargs", "code", "needle"),
     [
         ({"options": {"cell_line": True, "tumor_only": True}}, "option_unavailable", "not available in PCGR"),
-        ({"vcfs": 2}, "engine_input", "exactly one tumor VCF"),
+        ({"vcfs": 2}, "multiple_vcf", "exactly one VCF"),
     ],
 )
 def test_a_refused_sample_shows_no_command(

@@ -65,6 +65,7 @@ from capillary.contract.pcgr_options import (
     table,
     validate_options,
 )
+from capillary.contract.tarball import vcf_count_problem
 from capillary.worker.engines import EngineCommand, EngineInputError, EngineSetupError
 
 if TYPE_CHECKING:
@@ -366,10 +367,9 @@ class PcgrEngine:
 
     @staticmethod
     def _one_vcf(vcfs: Sequence[Path]) -> Path:
-        if len(vcfs) != 1:
-            raise EngineInputError(
-                [f"PCGR takes exactly one tumor VCF per sample; the tarball holds {len(vcfs)} .vcf.gz files"]
-            )
+        problem = vcf_count_problem(len(vcfs))
+        if problem is not None:
+            raise EngineInputError([f"the tarball {problem.message}"])
         return vcfs[0]
 
     def command(self, sample: ExtractedSample, sample_id: str, outdir: Path) -> EngineCommand:
