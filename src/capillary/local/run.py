@@ -39,7 +39,14 @@ from capillary.contract.naming import deployment_names
 from capillary.contract.samples import SampleKey
 from capillary.intake.handler import Clients, IntakeConfig
 from capillary.intake.local import poll_once
-from capillary.local.bake import local_bake
+from capillary.local.bake import (
+    build_key,
+    local_bake,
+    local_image,
+    record_smoke_tested,
+    smoke_tested,
+    source_commit,
+)
 from capillary.local.endpoint import LocalAWS, load_spot_series
 from capillary.local.playbook import REPO, Recap, run_playbook
 from capillary.local.podman import podman
@@ -175,6 +182,7 @@ class Result:
     workers_left: list[str] = field(default_factory=list)
     status_output: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    image_reused: bool = False  # the release's image was this build's and smoke-tested: no bake.yml
 
 
 class LocalRun:
@@ -253,28 +261,10 @@ class LocalRun:
                 runner = IntakeRunner(events_url, config).start()
                 stack.callback(runner.stop)
 
-            # The same provisioning as the bake tests (tests/support/bake.py): the reference data
-            # from a local artifact server, so the two share one cached image per commit.
-            with (
-                self.phase(f"bake.yml: the worker image for PCGR {self.release} (cached per commit)"),
-                tempfile.TemporaryDirectory(prefix="capillary-bake-") as bake_dir,
-                local_bake(Path(bake_dir), self.release) as inputs,
+            with self.phase(
+                f"the worker image for PCGR {self.release} (bake.yml unless this commit's exists)"
             ):
-                self.playbook(
-                    "playbooks/bake.yml",
-                    {
-                        "capillary_deployment": self.o.deployment,
-                        "capillary_platform": "local",
-                        "capillary_release": self.release,
-                        "capillary_bake_reuse": self.o.reuse_image,
-                        "capillary_bake_provision_extra_vars": inputs.provision_extra_vars,
-                        "capillary_bake_packer_vars": inputs.packer_vars,
-                        "capillary_bake_smoke_env": self.aws.env,
-                    },
-                )
-                self.say(
-                    f"   image {self.names.worker_image(self.release)} recorded in {self.names.ssm_images}"
-                )
+                self._image()
 
             with self.phase("capillary submit: the example samples"):
                 self._submit()
@@ -316,6 +306,64 @@ class LocalRun:
                 self._collect()
         self.result.timings["total"] = round(time.monotonic() - t_all, 1)
         return self.result
+
+    def _image(self) -> None:
+        """The release's worker image, baked by bake.yml (Packer, smoke test, record) unless the
+        image tagged for the release carries this build's key and passed the smoke test here
+        before: then it is only recorded in the deployment's parameters, as bake.yml would.
+
+        The same provisioning as the bake tests (`capillary.local.bake`): the reference data from
+        a local artifact server, so the two share one cached image per commit."""
+        image = self.names.worker_image(self.release)
+        with (
+            tempfile.TemporaryDirectory(prefix="capillary-bake-") as bake_dir,
+            local_bake(Path(bake_dir), self.release) as inputs,
+        ):
+            commit = source_commit()
+            key = build_key(commit, inputs.provision_extra_vars, inputs.packer_vars)
+            found = local_image(image)
+            if self.o.reuse_image and found and found.build_key == key and smoke_tested(found):
+                self._record_image(found.id, commit)
+                self.result.image_reused = True
+                self.say(
+                    f"   {image} is this build's (key {key}) and passed its smoke test: bake.yml skipped"
+                )
+            else:
+                self.playbook(
+                    "playbooks/bake.yml",
+                    {
+                        "capillary_deployment": self.o.deployment,
+                        "capillary_platform": "local",
+                        "capillary_release": self.release,
+                        "capillary_bake_reuse": self.o.reuse_image,
+                        "capillary_bake_provision_extra_vars": inputs.provision_extra_vars,
+                        "capillary_bake_packer_vars": inputs.packer_vars,
+                        "capillary_bake_smoke_env": self.aws.env,
+                    },
+                )
+                baked = local_image(image)
+                if baked is None or baked.build_key != key:
+                    raise RuntimeError(f"bake.yml left {image} with build key {baked}, not {key}")
+                record_smoke_tested(baked)  # bake.yml ran its smoke test on it and then tagged it
+        self.say(f"   image {image} recorded in {self.names.ssm_images}")
+
+    def _record_image(self, image_id: str, commit: str) -> None:
+        """What bake.yml's record step writes: the release's image parameter, and `current` when
+        the release is the catalogue's current one."""
+        ssm = self.aws.client("ssm")
+        ssm.put_parameter(
+            Name=self.names.image_parameter(self.release),
+            Value=image_id,
+            Type="String",
+            Description=f"Capillary worker image, PCGR {self.release}, commit {commit}",
+        )
+        if load_catalogue().current.version == self.release:
+            ssm.put_parameter(
+                Name=self.names.image_parameter("current"),
+                Value=image_id,
+                Type="String",
+                Description=f"Capillary worker image of the current PCGR release ({self.release})",
+            )
 
     def _submit(self) -> None:
         build = self.o.out_dir / ".build"
