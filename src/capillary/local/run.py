@@ -226,6 +226,10 @@ class LocalRun:
             with self.phase("local AWS endpoint"):
                 self.aws = LocalAWS().start()
                 stack.callback(self.aws.stop)
+                # moto keeps its resources in this process, not in the server: a fresh endpoint
+                # has none only after a reset (a bench runs several flows in one process)
+                self.aws.reset()
+                stack.callback(self.aws.reset)
                 self.aws.seed_spot_prices(load_spot_series(SPOT_SERIES))
                 self.env = {**self.aws.env, "CONTAINERS_CONF": CONTAINERS_CONF}
                 os.environ.update(self.env)  # boto3 in this process: the intake runner, the checks
@@ -366,39 +370,48 @@ class LocalRun:
             )
 
     def _submit(self) -> None:
+        """The good samples through `capillary submit`, and the bad one checked with `capillary
+        validate` and uploaded anyway; the three commands run side by side (each is a Python
+        start-up and a boto3 import, most of its time), their output shown in order."""
         build = self.o.out_dir / ".build"
+        env = {**os.environ, **self.env}
+        submits = {}
         for name in GOOD_EXAMPLES:
             tarball = pack_example(EXAMPLES / name, build)
             kind = "normal" if name.endswith("-normal") else "somatic"
-            proc = subprocess.run(
+            submits[name] = (tarball, subprocess.Popen(
                 [sys.executable, "-m", "capillary", "submit", str(tarball), "--bucket", self.names.bucket,
                  "--batch", "demo", "--kind", kind, "--json"],
-                env={**os.environ, **self.env}, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if proc.returncode != 0:
-                raise RuntimeError(f"capillary submit {tarball} failed: {proc.stderr.strip()}")
-            key = json.loads(proc.stdout)["key"]
-            self.result.samples.append(Sample(name, key, "output"))
-            self.say(f"   submitted {name:<18} -> s3://{self.names.bucket}/{key}")
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))  # fmt: skip
         # The bad sample: what a broken pipeline uploads without `capillary submit`. Show that
         # validation would have refused it, then put it in the bucket anyway.
-        tarball = pack_example(EXAMPLES / BAD_EXAMPLE, build, bgzip=False)
-        check = subprocess.run(
-            [sys.executable, "-m", "capillary", "validate", str(tarball)],
-            capture_output=True,
+        bad = pack_example(EXAMPLES / BAD_EXAMPLE, build, bgzip=False)
+        validate = subprocess.Popen(
+            [sys.executable, "-m", "capillary", "validate", str(bad)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
-        first_problem = next((line for line in check.stdout.splitlines() if "vcf" in line.lower()), "")
+        for name, (tarball, proc) in submits.items():
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"capillary submit {tarball} failed: {err.strip()}")
+            key = json.loads(out)["key"]
+            self.result.samples.append(Sample(name, key, "output"))
+            self.say(f"   submitted {name:<18} -> s3://{self.names.bucket}/{key}")
+        out, _ = validate.communicate()
+        first_problem = next((line for line in out.splitlines() if "vcf" in line.lower()), "")
         self.say(f"   {BAD_EXAMPLE}: capillary validate refuses it ({first_problem.strip()})")
         key = SampleKey.new("demo", "somatic").input_key
-        self.aws.client("s3").upload_file(str(tarball), self.names.bucket, key)
+        self.aws.client("s3").upload_file(str(bad), self.names.bucket, key)
         self.result.samples.append(Sample(BAD_EXAMPLE, key, "dead-letter"))
         self.say(f"   uploaded {BAD_EXAMPLE} anyway, as a broken pipeline would -> {key}")
         # Intake turns each upload into a work message: wait until all are queued.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self._queue_depth() < len(self.result.samples):
-            time.sleep(0.5)
+            time.sleep(0.2)
         self.say(f"   work queue holds {self._queue_depth()} messages")
 
     def _queue_depth(self) -> int:
