@@ -56,6 +56,9 @@ def run() -> list[Figure]:
 
     figures: list[Figure] = []
     with running() as aws:
+        # moto keeps its resources in this process, not in the server: without a reset the bucket
+        # of a suite that ran before (bench_consumer's) is still there (BucketAlreadyOwnedByYou)
+        aws.reset()
         saved = dict(os.environ)
         os.environ.update(aws.env)
         try:
@@ -85,6 +88,7 @@ def run() -> list[Figure]:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+            aws.reset()  # and leave nothing to the next suite
     ms = [x * 1000 for x in latencies]
     figures += [
         Figure(

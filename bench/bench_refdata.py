@@ -4,16 +4,22 @@
    bundle that unpacks to 2 GB; then it re-runs. The re-run must cost the stamp check, not a
    re-hash: the figure is the time of the role's tasks (profile_tasks) and, for contrast, what
    hashing the 2 GB once costs.
-2. The fetch tool (download + sha256 + unpack in one pass) against `curl -s URL | tar -xzf -` of
-   the same incompressible bundle from the same local HTTP server; median of 3, as a ratio.
+2. The fetch tool (download + sha256 + unpack in one pass, no copy on disk) against its peers on
+   the same incompressible bundle from the same local HTTP server, interleaved in one run:
+   `curl | tar -I pigz` (the same decompressor, no hash: the target is <= 1.2x), the equal-work
+   shell pipeline `curl | tee >(sha256sum) | tar -I pigz` (and with `openssl dgst -sha256`), and
+   gzip's `curl | tar -xzf`. Wall
+   medians and their ratios, the CPU each used, and the load average around the runs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,7 +57,7 @@ def _zero_bundle(path: Path, bundle: str, assembly: str, size: int) -> None:
         info = tarfile.TarInfo(f"data/{assembly}/.PCGR_BUNDLE_VERSION")
         data = f"{bundle}\n".encode()
         info.size = len(data)
-        tar.addfile(info, __import__("io").BytesIO(data))
+        tar.addfile(info, io.BytesIO(data))
         info = tarfile.TarInfo(f"data/{assembly}/big.bin")
         info.size = size
         tar.addfile(info, Zeros(size))  # type: ignore[arg-type]
@@ -169,78 +175,126 @@ def rerun_figures(work: Path) -> list[Figure]:
     ]
 
 
-def _curl_tar(url: str, tar_args: str, out: Path) -> float:
-    """Seconds for `curl URL | tar <tar_args> - -C out`, the baseline the fetch tool is held to."""
-    out.mkdir()
+# The same-work peers of the fetch tool, run in one session, interleaved, on the same file from the
+# same server: `{url}` and `{out}` are filled in. The hashing peers are `curl | tee >(sha256sum) |
+# tar` with the hash in a background job on a FIFO instead of a process substitution, so that the
+# run ends when the hash does (bash does not wait for a process substitution in a pipeline).
+_TEE_HASH = (
+    "mkfifo {out}.fifo; {hash} < {out}.fifo > {out}.sha256 & "
+    "curl -fsS {url} | tee {out}.fifo | tar -I pigz -xf - -C {out}; wait; rm {out}.fifo"
+)
+PEERS = {
+    # what the issue holds the tool to: the same decompressor, nothing else
+    "curl_tar_pigz": "curl -fsS {url} | tar -I pigz -xf - -C {out}",
+    # the same work as the tool (download, sha256 of the compressed bytes, pigz unpack) in shell
+    "equal_work_pipeline": _TEE_HASH.replace("{hash}", "sha256sum"),
+    # the same, hashing with OpenSSL (SHA extensions where the CPU has them) instead of coreutils
+    "equal_work_pipeline_openssl": _TEE_HASH.replace("{hash}", "openssl dgst -sha256 -r"),
+    # the bench's former baseline: gzip's single-threaded inflate
+    "curl_tar_gzip": "curl -fsS {url} | tar -xzf - -C {out}",
+}
+TOOL_PEER = "capillary_refdata_fetch"
+ROUNDS = int(os.environ.get("BENCH_REFDATA_ROUNDS", "5"))
+SIZE_MB = int(os.environ.get("BENCH_REFDATA_MB", "512"))
+
+
+def _timed_run(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system, children) seconds of one command run to completion."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(["sh", "-c", f"curl -fsS {url} | tar {tar_args} - -C {out}"], check=True)
-    seconds = time.perf_counter() - t0
-    shutil.rmtree(out)
-    return seconds
+    subprocess.run(argv, check=True, capture_output=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
-def throughput_figures(work: Path, size_mb: int = 256) -> list[Figure]:
+def _incompressible_bundle(path: Path, bundle_version: str, size_mb: int) -> None:
+    """A bundle of `size_mb` MiB of random bytes: the real bundle and VEP cache are mostly files
+    that are already gzipped (VCFs, tabix-indexed TSVs, VEP's .gz cache files), which the outer
+    gzip cannot shrink; so the archive is about as large as what it unpacks to."""
+    payload = path.with_name("payload.bin")
+    with open(payload, "wb") as fh:
+        for _ in range(size_mb):
+            fh.write(os.urandom(1 << 20))
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        info = tarfile.TarInfo("data/grch38/.PCGR_BUNDLE_VERSION")
+        data = f"{bundle_version}\n".encode()
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        tar.add(payload, arcname="data/grch38/payload.bin")
+    payload.unlink()
+
+
+def throughput_figures(work: Path, size_mb: int = SIZE_MB, rounds: int = ROUNDS) -> list[Figure]:
+    """The tool against its same-work peers: each round runs every peer once, in a rotated order,
+    with the page cache's dirty pages written back between runs (so no run pays for the last
+    one's unpacked tree); medians over the rounds, ratios of the medians, and the CPU each used."""
     release = load_catalogue().current
     artifacts = work / "tp"
     artifacts.mkdir()
     name = release.bundle.assemblies["grch38"].filename
-    payload = artifacts / "payload.bin"
-    with open(payload, "wb") as fh:
-        for _ in range(size_mb):
-            fh.write(os.urandom(1 << 20))
-    with tarfile.open(artifacts / name, "w:gz", compresslevel=1) as tar:
-        info = tarfile.TarInfo("data/grch38/.PCGR_BUNDLE_VERSION")
-        data = f"{release.bundle.version}\n".encode()
-        info.size = len(data)
-        tar.addfile(info, __import__("io").BytesIO(data))
-        tar.add(payload, arcname="data/grch38/payload.bin")
-    payload.unlink()
+    _incompressible_bundle(artifacts / name, release.bundle.version, size_mb)
     size = (artifacts / name).stat().st_size
-    ours, curl, curl_pigz = [], [], []
+    want = hashlib.sha256((artifacts / name).read_bytes()).hexdigest()
+    names = [TOOL_PEER, *PEERS]
+    wall: dict[str, list[float]] = {n: [] for n in names}
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    load_before = os.getloadavg()
     with ArtifactServer(artifacts) as server:
-        for i in range(3):
-            dest = work / f"run{i}"
-            spec = artifacts_for(release, root=str(dest), base_url=server.base_url)[0]
-            t0 = time.perf_counter()
-            subprocess.run(
-                [sys.executable, str(TOOL), "fetch", "--spec", json.dumps(spec)],
-                check=True,
-                capture_output=True,
-            )
-            ours.append(time.perf_counter() - t0)
-            shutil.rmtree(dest)
-            url = f"{server.base_url}/{name}"
-            curl.append(_curl_tar(url, "-xzf", work / f"curl{i}"))
-            if shutil.which("pigz"):  # the same decompressor the tool picks, for a like-for-like figure
-                curl_pigz.append(_curl_tar(url, "-I pigz -xf", work / f"curl{i}"))
-    ratio = median(ours) / median(curl)
+        url = f"{server.base_url}/{name}"
+        for i in range(rounds):
+            for peer in names[i % len(names) :] + names[: i % len(names)]:
+                out = work / f"run-{i}"
+                if peer == TOOL_PEER:
+                    spec = artifacts_for(release, root=str(out), base_url=server.base_url)[0]
+                    argv = [str(TOOL), "fetch", "--spec", json.dumps({**spec, "sha256": want})]
+                else:
+                    out.mkdir()
+                    argv = ["bash", "-c", "set -o pipefail; " + PEERS[peer].format(url=url, out=out)]
+                seconds, used = _timed_run(argv)
+                if peer.startswith("equal_work_pipeline"):  # it did hash every byte
+                    assert Path(f"{out}.sha256").read_text().split()[0] == want, peer
+                    Path(f"{out}.sha256").unlink()
+                wall[peer].append(seconds)
+                cpu[peer].append(used)
+                shutil.rmtree(out)
+                os.sync()
+    load_after = os.getloadavg()
+    load = f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} CPUs"
     mb = size / 1e6
-    figures = [
-        Figure(
-            "fetch_unpack_ratio_vs_curl_tar",
-            ratio,
-            "x",
-            "<= 1.2",
-            f"{mb:.0f} MB incompressible .tgz from the same local server (sendfile); ours also hashes "
-            f"and keeps a resumable part file, and unpacks with {'pigz' if curl_pigz else 'gzip'}",
-            samples=3,
-            extra={"ours_s": ours, "curl_tar_s": curl, "loadavg": os.getloadavg()[0]},
-        ),
-        Figure(
-            "fetch_unpack_throughput", mb / median(ours), "MB/s", "", "download + sha256 + unpack", samples=3
-        ),
-        Figure("curl_tar_throughput", mb / median(curl), "MB/s", "", "curl -s | tar -xzf -", samples=3),
-    ]
-    if curl_pigz:
+    ours = median(wall[TOOL_PEER])
+    figures = []
+    for peer in PEERS:
+        paired = [a / b for a, b in zip(wall[TOOL_PEER], wall[peer], strict=True)]
         figures.append(
             Figure(
-                "fetch_unpack_ratio_vs_curl_tar_pigz",
-                median(ours) / median(curl_pigz),
+                f"fetch_unpack_ratio_vs_{peer}",
+                ours / median(wall[peer]),
                 "x",
+                "<= 1.2" if peer == "curl_tar_pigz" else "",
+                f"wall, median of {rounds} interleaved rounds, {mb:.0f} MB incompressible .tgz from the "
+                f"same local server (sendfile); peer `{PEERS[peer].format(url='URL', out='DIR')}`; {load}",
+                samples=rounds,
+                extra={
+                    "ours_s": wall[TOOL_PEER],
+                    "peer_s": wall[peer],
+                    "paired_ratio_median": median(paired),
+                    "cpu_ratio": median(cpu[TOOL_PEER]) / median(cpu[peer]),
+                    "loadavg": [load_before[0], load_after[0]],
+                },
+            )
+        )
+    for peer in names:
+        figures.append(
+            Figure(
+                f"throughput_{peer}",
+                mb / median(wall[peer]),
+                "MB/s",
                 "",
-                "like for like: the same pipeline with tar -I pigz; what hashing and the part file cost",
-                samples=3,
-                extra={"curl_tar_pigz_s": curl_pigz},
+                f"median of {rounds}; CPU (user+system) {median(cpu[peer]):.2f} s per run; {load}",
+                samples=rounds,
+                extra={"wall_s": wall[peer], "cpu_s": cpu[peer]},
             )
         )
     return figures

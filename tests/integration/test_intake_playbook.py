@@ -179,6 +179,8 @@ def test_worker_credentials_can_do_their_job_and_nothing_else(aws: LocalAWS, pla
     assert {n["QueueArn"].rsplit(":", 1)[1] for n in notifications["QueueConfigurations"]} == {
         NAMES.events_queue
     }
+    # Locally the bucket notifies the events queue and nothing could invoke a Lambda: none is deployed
+    assert aws.client("lambda").list_functions()["Functions"] == []
     iam, s3, sqs = aws.client("iam"), aws.client("s3"), aws.client("sqs")
     # GIVEN a user holding exactly the worker role's policy, and objects in every prefix
     document = iam.get_role_policy(RoleName=NAMES.worker_role, PolicyName="capillary-worker")[
@@ -233,7 +235,8 @@ def test_worker_credentials_can_do_their_job_and_nothing_else(aws: LocalAWS, pla
 def test_the_handler_may_record_failures_on_its_queue_and_do_nothing_else_there(
     aws: LocalAWS, playbook: Any
 ) -> None:
-    playbook(PLAYBOOK, extra_vars=LOCAL_VARS).assert_ok()
+    # The local layout, with the Lambda deployed all the same (it is not by default there)
+    playbook(PLAYBOOK, extra_vars={**LOCAL_VARS, "intake_function_deploy": True}).assert_ok()
     iam, sqs = aws.client("iam"), aws.client("sqs")
     failures = sqs.get_queue_url(QueueName=NAMES.intake_failures_queue)["QueueUrl"]
     failures_arn = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])["Attributes"][

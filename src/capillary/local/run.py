@@ -39,7 +39,14 @@ from capillary.contract.naming import deployment_names
 from capillary.contract.samples import SampleKey
 from capillary.intake.handler import Clients, IntakeConfig
 from capillary.intake.local import poll_once
-from capillary.local.bake import local_bake
+from capillary.local.bake import (
+    build_key,
+    local_bake,
+    local_image,
+    record_smoke_tested,
+    smoke_tested,
+    source_commit,
+)
 from capillary.local.endpoint import LocalAWS, load_spot_series
 from capillary.local.playbook import REPO, Recap, run_playbook
 from capillary.local.podman import podman
@@ -175,6 +182,7 @@ class Result:
     workers_left: list[str] = field(default_factory=list)
     status_output: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    image_reused: bool = False  # the release's image was this build's and smoke-tested: no bake.yml
 
 
 class LocalRun:
@@ -218,6 +226,10 @@ class LocalRun:
             with self.phase("local AWS endpoint"):
                 self.aws = LocalAWS().start()
                 stack.callback(self.aws.stop)
+                # moto keeps its resources in this process, not in the server: a fresh endpoint
+                # has none only after a reset (a bench runs several flows in one process)
+                self.aws.reset()
+                stack.callback(self.aws.reset)
                 self.aws.seed_spot_prices(load_spot_series(SPOT_SERIES))
                 self.env = {**self.aws.env, "CONTAINERS_CONF": CONTAINERS_CONF}
                 os.environ.update(self.env)  # boto3 in this process: the intake runner, the checks
@@ -253,28 +265,10 @@ class LocalRun:
                 runner = IntakeRunner(events_url, config).start()
                 stack.callback(runner.stop)
 
-            # The same provisioning as the bake tests (tests/support/bake.py): the reference data
-            # from a local artifact server, so the two share one cached image per commit.
-            with (
-                self.phase(f"bake.yml: the worker image for PCGR {self.release} (cached per commit)"),
-                tempfile.TemporaryDirectory(prefix="capillary-bake-") as bake_dir,
-                local_bake(Path(bake_dir), self.release) as inputs,
+            with self.phase(
+                f"the worker image for PCGR {self.release} (bake.yml unless this commit's exists)"
             ):
-                self.playbook(
-                    "playbooks/bake.yml",
-                    {
-                        "capillary_deployment": self.o.deployment,
-                        "capillary_platform": "local",
-                        "capillary_release": self.release,
-                        "capillary_bake_reuse": self.o.reuse_image,
-                        "capillary_bake_provision_extra_vars": inputs.provision_extra_vars,
-                        "capillary_bake_packer_vars": inputs.packer_vars,
-                        "capillary_bake_smoke_env": self.aws.env,
-                    },
-                )
-                self.say(
-                    f"   image {self.names.worker_image(self.release)} recorded in {self.names.ssm_images}"
-                )
+                self._image()
 
             with self.phase("capillary submit: the example samples"):
                 self._submit()
@@ -317,40 +311,107 @@ class LocalRun:
         self.result.timings["total"] = round(time.monotonic() - t_all, 1)
         return self.result
 
+    def _image(self) -> None:
+        """The release's worker image, baked by bake.yml (Packer, smoke test, record) unless the
+        image tagged for the release carries this build's key and passed the smoke test here
+        before: then it is only recorded in the deployment's parameters, as bake.yml would.
+
+        The same provisioning as the bake tests (`capillary.local.bake`): the reference data from
+        a local artifact server, so the two share one cached image per commit."""
+        image = self.names.worker_image(self.release)
+        with (
+            tempfile.TemporaryDirectory(prefix="capillary-bake-") as bake_dir,
+            local_bake(Path(bake_dir), self.release) as inputs,
+        ):
+            commit = source_commit()
+            key = build_key(commit, inputs.provision_extra_vars, inputs.packer_vars)
+            found = local_image(image)
+            if self.o.reuse_image and found and found.build_key == key and smoke_tested(found):
+                self._record_image(found.id, commit)
+                self.result.image_reused = True
+                self.say(
+                    f"   {image} is this build's (key {key}) and passed its smoke test: bake.yml skipped"
+                )
+            else:
+                self.playbook(
+                    "playbooks/bake.yml",
+                    {
+                        "capillary_deployment": self.o.deployment,
+                        "capillary_platform": "local",
+                        "capillary_release": self.release,
+                        "capillary_bake_reuse": self.o.reuse_image,
+                        "capillary_bake_provision_extra_vars": inputs.provision_extra_vars,
+                        "capillary_bake_packer_vars": inputs.packer_vars,
+                        "capillary_bake_smoke_env": self.aws.env,
+                    },
+                )
+                baked = local_image(image)
+                if baked is None or baked.build_key != key:
+                    raise RuntimeError(f"bake.yml left {image} with build key {baked}, not {key}")
+                record_smoke_tested(baked)  # bake.yml ran its smoke test on it and then tagged it
+        self.say(f"   image {image} recorded in {self.names.ssm_images}")
+
+    def _record_image(self, image_id: str, commit: str) -> None:
+        """What bake.yml's record step writes: the release's image parameter, and `current` when
+        the release is the catalogue's current one."""
+        ssm = self.aws.client("ssm")
+        ssm.put_parameter(
+            Name=self.names.image_parameter(self.release),
+            Value=image_id,
+            Type="String",
+            Description=f"Capillary worker image, PCGR {self.release}, commit {commit}",
+        )
+        if load_catalogue().current.version == self.release:
+            ssm.put_parameter(
+                Name=self.names.image_parameter("current"),
+                Value=image_id,
+                Type="String",
+                Description=f"Capillary worker image of the current PCGR release ({self.release})",
+            )
+
     def _submit(self) -> None:
+        """The good samples through `capillary submit`, and the bad one checked with `capillary
+        validate` and uploaded anyway; the three commands run side by side (each is a Python
+        start-up and a boto3 import, most of its time), their output shown in order."""
         build = self.o.out_dir / ".build"
+        env = {**os.environ, **self.env}
+        submits = {}
         for name in GOOD_EXAMPLES:
             tarball = pack_example(EXAMPLES / name, build)
             kind = "normal" if name.endswith("-normal") else "somatic"
-            proc = subprocess.run(
+            submits[name] = (tarball, subprocess.Popen(
                 [sys.executable, "-m", "capillary", "submit", str(tarball), "--bucket", self.names.bucket,
                  "--batch", "demo", "--kind", kind, "--json"],
-                env={**os.environ, **self.env}, capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if proc.returncode != 0:
-                raise RuntimeError(f"capillary submit {tarball} failed: {proc.stderr.strip()}")
-            key = json.loads(proc.stdout)["key"]
-            self.result.samples.append(Sample(name, key, "output"))
-            self.say(f"   submitted {name:<18} -> s3://{self.names.bucket}/{key}")
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            ))  # fmt: skip
         # The bad sample: what a broken pipeline uploads without `capillary submit`. Show that
         # validation would have refused it, then put it in the bucket anyway.
-        tarball = pack_example(EXAMPLES / BAD_EXAMPLE, build, bgzip=False)
-        check = subprocess.run(
-            [sys.executable, "-m", "capillary", "validate", str(tarball)],
-            capture_output=True,
+        bad = pack_example(EXAMPLES / BAD_EXAMPLE, build, bgzip=False)
+        validate = subprocess.Popen(
+            [sys.executable, "-m", "capillary", "validate", str(bad)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
-        first_problem = next((line for line in check.stdout.splitlines() if "vcf" in line.lower()), "")
+        for name, (tarball, proc) in submits.items():
+            out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise RuntimeError(f"capillary submit {tarball} failed: {err.strip()}")
+            key = json.loads(out)["key"]
+            self.result.samples.append(Sample(name, key, "output"))
+            self.say(f"   submitted {name:<18} -> s3://{self.names.bucket}/{key}")
+        out, _ = validate.communicate()
+        first_problem = next((line for line in out.splitlines() if "vcf" in line.lower()), "")
         self.say(f"   {BAD_EXAMPLE}: capillary validate refuses it ({first_problem.strip()})")
         key = SampleKey.new("demo", "somatic").input_key
-        self.aws.client("s3").upload_file(str(tarball), self.names.bucket, key)
+        self.aws.client("s3").upload_file(str(bad), self.names.bucket, key)
         self.result.samples.append(Sample(BAD_EXAMPLE, key, "dead-letter"))
         self.say(f"   uploaded {BAD_EXAMPLE} anyway, as a broken pipeline would -> {key}")
         # Intake turns each upload into a work message: wait until all are queued.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self._queue_depth() < len(self.result.samples):
-            time.sleep(0.5)
+            time.sleep(0.2)
         self.say(f"   work queue holds {self._queue_depth()} messages")
 
     def _queue_depth(self) -> int:
