@@ -151,7 +151,7 @@ TOKEN_CONFIGS = (
 )
 TOKEN_VALUE = re.compile(
     rb"(?i)(?:[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^/\s@'\"]+@"  # URL user:password@
-    rb"|(?:^|[\s{,;])[\"']?(?:_?password|passwd|_?auth(?:token)?|token|api[_-]?key|secret)[\"']?\s*[=:]\s*\S"
+    rb"|(?:^|[\s{,;:])[\"']?(?:_?password|passwd|_?auth(?:token)?|token|api[_-]?key|secret)[\"']?\s*[=:]\s*\S"
     rb"|^\s*(?:machine\s+\S+\s+)?(?:login\s+\S+\s+)?password\s+\S"  # netrc
     rb"|/t/[A-Za-z0-9-]{8,}/)",  # anaconda.org token in a channel URL
     re.M,
