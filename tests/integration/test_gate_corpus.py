@@ -105,7 +105,7 @@ def add_manifests(container: str, catalogue: Path) -> None:
 
 
 def run_gate(container: str, argv: list[str]) -> dict[str, Any]:
-    out = podman("exec", "-i", container, *argv, input=GATE.read_text(), timeout=300)
+    out = podman("exec", "-i", container, *argv, input=GATE.read_text(), timeout=900)
     report: dict[str, Any] = json.loads(out)
     return report
 
@@ -178,7 +178,9 @@ def test_the_clean_image_passes_unbooted(image: str, catalogue: Path, gate_argv:
     assert any(a["path"] == corpus.CLINVAR and a["kind"] == "vcf" for a in report["allowed"]), report[
         "allowed"
     ]
-    assert report["seconds"] < 30
+    # (bench/bench_gate.py measures it against its 30 s target on a quiet machine; here only a
+    # pathological slowdown fails, whatever else shares the machine)
+    assert report["seconds"] < 180
 
 
 def test_the_clean_image_passes_booted(image: str, catalogue: Path, gate_argv: list[str]) -> None:
@@ -251,7 +253,7 @@ def test_the_audit_playbook_names_every_kind_at_once(
             inventory=inventory,
             extra_vars={"image_hygiene_gate_reference_catalogue": str(catalogue)},
             env=PODMAN_ENV,
-            timeout=600,
+            timeout=1800,
         )
 
     # THEN it fails, and its message names every planted path with its kind
@@ -283,7 +285,7 @@ def test_the_cleanup_removes_what_it_safely_can_and_removed_patient_data_still_f
             inventory=inventory,
             extra_vars={"image_hygiene_gate_reference_catalogue": str(catalogue)},
             env=PODMAN_ENV,
-            timeout=600,
+            timeout=1800,
         )
         left = c.sh(
             "ls -d /mnt/upload/run42.tgz /srv/reads/tumor_R2.fq /var/backups/deploy_key "

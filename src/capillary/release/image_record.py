@@ -209,7 +209,8 @@ def build_sbom(scan: FilesystemScan, image: str, distro: str = "debian") -> dict
     from packageurl import PackageURL
 
     bom = Bom()
-    bom.metadata.component = Component(name=image, type=ComponentType.CONTAINER)
+    root = Component(name=image, type=ComponentType.CONTAINER, bom_ref=f"image:{image}")
+    bom.metadata.component = root
     for deb in debian_packages(scan.dpkg_status):
         qualifiers = {"arch": deb["architecture"]} if deb["architecture"] else {}
         purl = PackageURL(
@@ -238,6 +239,7 @@ def build_sbom(scan: FilesystemScan, image: str, distro: str = "debian") -> dict
         )
         component.properties.add(_property("capillary:location", dist["location"]))
         bom.components.add(component)
+    bom.register_dependency(root, list(bom.components))
     document: dict[str, Any] = json.loads(JsonV1Dot6(bom).output_as_string())
     return document
 
