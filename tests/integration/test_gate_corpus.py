@@ -18,90 +18,30 @@ from typing import Any
 
 import pytest
 
-from capillary.local.artifacts import build_artifacts, make_test_catalogue
 from capillary.local.playbook import REPO, run_playbook
 from capillary.local.podman import PODMAN_ENV, podman
-from capillary.release.catalogue import load_catalogue
-from capillary.release.refdata import artifacts_for
 from tests.support import gate_corpus as corpus
+from tests.support.gate_corpus import Container, add_manifests
 from tests.support.podman_targets import BASE_IMAGE, wait_system_running
 
 pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
-RELEASE = "2.3.2"
-IMAGE_TAG = f"localhost/capillary-worker:{RELEASE}"
 GATE = REPO / "roles/image_hygiene/files/hygiene_gate.py"
-REFDATA_TOOL = REPO / "roles/pcgr_refdata/files/capillary-refdata"
 AUDIT = "playbooks/audit_image.yml"
 ARGV_PLAYBOOK = "tests/integration/playbooks/gate_argv.yml"
 PREFIX = "gate-corpus"
 CONNECTION = "ansible_connection=containers.podman.podman ansible_python_interpreter=/usr/bin/python3"
 
 
-def _image_id() -> str:
-    out = podman("image", "inspect", "--format", "{{.Id}}", IMAGE_TAG, check=False).strip()
-    if not out:
-        pytest.skip(f"{IMAGE_TAG} is not built (make demo bakes it)")
-    return out
-
-
 @pytest.fixture(scope="module")
 def image() -> str:
     """The baked image's id, read once: a re-bake during the run does not swap it under the tests."""
-    return _image_id()
+    return corpus.baked_image_id()
 
 
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo bake's catalogue: its artifacts are reproducible, so their sha256 are the image's."""
-    d = tmp_path_factory.mktemp("gate-artifacts")
-    build_artifacts(d, load_catalogue().release(RELEASE), ("grch38",))
-    return make_test_catalogue(
-        d / "catalogue.yml", "http://127.0.0.1:9", d, versions=(RELEASE,), current=RELEASE
-    )
-
-
-class Container:
-    """An unbooted container of the image (the filesystem an image ships), removed on exit."""
-
-    def __init__(self, image: str, name: str = "") -> None:
-        self.name = name or f"{PREFIX}-{uuid.uuid4().hex[:8]}"
-        self.image = image
-
-    def __enter__(self) -> Container:
-        podman("run", "-d", "--name", self.name, self.image, "sleep", "infinity")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        podman("rm", "-f", "-t", "0", self.name, check=False)
-
-    def sh(self, script: str) -> str:
-        return podman("exec", self.name, "/bin/sh", "-c", script)
-
-
-def add_manifests(container: str, catalogue: Path) -> None:
-    """Write the reference manifests an image baked before they existed lacks (what finalize does)."""
-    present = podman(
-        "exec", container, "sh", "-c", "ls /srv/capillary/refdata/*/*/.capillary-manifest.json", check=False
-    )
-    if present.strip():
-        return
-    release = load_catalogue(catalogue).release(RELEASE)
-    spec = {
-        "links": False,
-        "artifacts": artifacts_for(release, root="/srv/capillary", assemblies=("grch38",)),
-    }
-    podman(
-        "exec",
-        "-i",
-        container,
-        "python3",
-        "-",
-        "finalize",
-        "--spec",
-        json.dumps(spec),
-        input=REFDATA_TOOL.read_text(),
-    )
+    return corpus.demo_catalogue(tmp_path_factory.mktemp("gate-artifacts"))
 
 
 def run_gate(container: str, argv: list[str]) -> dict[str, Any]:

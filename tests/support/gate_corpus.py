@@ -18,12 +18,18 @@ import lzma
 import shlex
 import struct
 import tarfile
+import uuid
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from capillary.local.artifacts import build_artifacts, make_test_catalogue
 from capillary.local.podman import podman
+from capillary.local.project import project_dir
+from capillary.release.catalogue import load_catalogue
+from capillary.release.refdata import artifacts_for
 
 # AWS's documented example secret: key-shaped, and known to be no one's.
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
@@ -475,3 +481,71 @@ def matches(findings: Iterable[Mapping[str, str]], path: str, kind: str) -> bool
 
 def shell_quote(argv: Iterable[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
+
+
+# --- the baked image, as the tests and the bench use it ---------------------------------------------
+RELEASE = "2.3.2"
+IMAGE_TAG = f"localhost/capillary-worker:{RELEASE}"
+REFDATA_TOOL = project_dir() / "roles/pcgr_refdata/files/capillary-refdata"
+
+
+def baked_image_id() -> str:
+    """The baked worker image's id (read once by a caller: a re-bake then swaps nothing under it)."""
+    import pytest
+
+    out = podman("image", "inspect", "--format", "{{.Id}}", IMAGE_TAG, check=False).strip()
+    if not out:
+        pytest.skip(f"{IMAGE_TAG} is not built (make demo bakes it)")
+    return out
+
+
+def demo_catalogue(directory: Path) -> Path:
+    """The demo bake's catalogue: its artifacts are reproducible, so their sha256 are the image's."""
+    build_artifacts(directory, load_catalogue().release(RELEASE), ("grch38",))
+    return make_test_catalogue(
+        directory / "catalogue.yml", "http://127.0.0.1:9", directory, versions=(RELEASE,), current=RELEASE
+    )
+
+
+class Container:
+    """An unbooted container of an image (the filesystem the image ships), removed on exit."""
+
+    def __init__(self, image: str, prefix: str = "gate-corpus") -> None:
+        self.name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        self.image = image
+
+    def __enter__(self) -> Container:
+        podman("run", "-d", "--name", self.name, self.image, "sleep", "infinity")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+
+    def sh(self, script: str) -> str:
+        return podman("exec", self.name, "/bin/sh", "-c", script)
+
+
+def add_manifests(container: str, catalogue: Path) -> None:
+    """Write the reference manifests an image baked before they existed lacks: what capillary-refdata's
+    finalize now writes at install time (an image baked with it already has them)."""
+    present = podman(
+        "exec", container, "sh", "-c", "ls /srv/capillary/refdata/*/*/.capillary-manifest.json", check=False
+    )
+    if present.strip():
+        return
+    release = load_catalogue(catalogue).release(RELEASE)
+    spec = {
+        "links": False,
+        "artifacts": artifacts_for(release, root="/srv/capillary", assemblies=("grch38",)),
+    }
+    podman(
+        "exec",
+        "-i",
+        container,
+        "python3",
+        "-",
+        "finalize",
+        "--spec",
+        json.dumps(spec),
+        input=REFDATA_TOOL.read_text(),
+    )
