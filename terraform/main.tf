@@ -216,10 +216,11 @@ resource "aws_iam_role_policy" "worker" {
         Resource = aws_sqs_queue.work.arn
       },
       {
+        # Its config path only: never secrets/* (the intake's webhook key, the Slack URL).
         Sid      = "ReadOwnParameters"
         Effect   = "Allow"
         Action   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
-        Resource = "${local.ssm_arn}/*"
+        Resource = ["${local.ssm_arn}/config", "${local.ssm_arn}/config/*"]
       },
     ]
   })

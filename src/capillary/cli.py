@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from capillary import __version__
 from capillary.logs import configure_logging
 
-COMMANDS: tuple[str, ...] = ("consume", "status", "validate", "submit", "intake_local", "releases")
+COMMANDS: tuple[str, ...] = ("consume", "status", "validate", "submit", "intake_local", "releases", "image")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -230,4 +230,11 @@ def test_local_bake_smoke_tests_then_records_the_image(
         podman("ps", "-a", "--filter", f"name={names.local_worker_prefix}smoke", "--format", "{{.Names}}")
         == ""
     )
-    assert aws.client("s3").list_objects_v2(Bucket=names.bucket).get("KeyCount", 0) == 0
+    # (the image's record and SBOM stay, under images/<image id>/, pointed at by <release>/record)
+    keys = [o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=names.bucket).get("Contents", [])]
+    assert [k for k in keys if not k.startswith("images/")] == []
+    record = ssm.get_parameter(Name=f"{names.ssm_images}/{RELEASE}/record")["Parameter"]["Value"]
+    assert record == f"s3://{names.bucket}/images/{image_id.removeprefix('sha256:')}/record.json"
+    assert {record.split("/", 3)[3], record.split("/", 3)[3].replace("record.json", "sbom.cdx.json")} <= set(
+        keys
+    )

@@ -227,8 +227,12 @@ def test_worker_credentials_can_do_their_job_and_nothing_else(aws: LocalAWS, pla
         aws.set_iam_enforcement(None)
     # moto authorizes SSM calls against the resource "*", so a path-scoped grant cannot be
     # exercised there; the document itself must scope it to the deployment's own path.
+    # (tests/integration/test_worker_policy.py: its config path only, never secrets/*).
     [ssm_grant] = [s for s in document["Statement"] if any(a.startswith("ssm:") for a in s["Action"])]
-    assert ssm_grant["Resource"].endswith(f":parameter{NAMES.ssm_prefix}/*")
+    assert [r.split(":parameter", 1)[1] for r in ssm_grant["Resource"]] == [
+        NAMES.ssm_config,
+        f"{NAMES.ssm_config}/*",
+    ]
     assert ssm_grant["Action"] == ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
 
 

@@ -12,7 +12,9 @@ Under the data root (the data volume's mountpoint, `DATA_ROOT` unless a deployme
     .downloads/<file>.part                                              (resumable transfers)
 
 Every installed artifact directory carries `ARTIFACT_STAMP` (what was fetched, its sha256): the
-refdata tool's commit point, and what the image gate trusts as public reference data.
+refdata tool's commit point; and `MANIFEST_NAME` (every file it unpacked, with size and sha256).
+The image gate trusts a tree as public reference data only when its stamp names a catalogue
+artifact at that artifact's place and every file under it matches the manifest.
 
 PCGR itself, conda method (PCGR 2.x finds its R half as `dirname($CONDA_PREFIX)/pcgrr`, so the
 two environments are siblings under one versioned prefix):
@@ -49,6 +51,15 @@ EXIT_CONFIG = 78
 DATA_ROOT = "/srv/capillary"
 # The stamp pcgr_refdata writes atop every artifact directory it installed and verified.
 ARTIFACT_STAMP = ".capillary-artifact.json"
+# Beside the stamp: what the artifact unpacked to, written once at install time by pcgr_refdata
+# (capillary-refdata's finalize) and verified file by file by the image gate, so a stamp alone
+# (a JSON anyone can write) never makes a tree reference data. JSON, one object:
+#   {"format": MANIFEST_FORMAT, "artifact": <the stamp's filename>, "sha256": <the stamp's sha256>,
+#    "files": [[<path relative to the tree>, <size in bytes>, <sha256 hex>], ...],   (sorted by path)
+#    "links": [[<path relative to the tree>, <link target>], ...]}
+# The stamp and the manifest themselves are not listed; directories are implied by the paths.
+MANIFEST_NAME = ".capillary-manifest.json"
+MANIFEST_FORMAT = 1
 # The name of the link to the active bundle (under refdata/) and VEP cache (under vep/).
 CURRENT = "current"
 # Inside one sample's workspace: where PCGR's report renderer caches (XDG_CACHE_HOME, conda method).
@@ -138,6 +149,7 @@ class WorkerLayout:
             "workspace": str(self.workspace),
             "downloads": str(self.downloads),
             "artifact_stamp": ARTIFACT_STAMP,
+            "artifact_manifest": MANIFEST_NAME,
             "state_file": STATE_FILE,
             "conda_prefix": CONDA_PREFIX,
             "container": {
