@@ -17,6 +17,9 @@ VENV_INPUTS := requirements/dev.in requirements/integrations.in requirements/nod
 VENV_KEY    := $(shell cat $(VENV_INPUTS) | sha256sum | cut -c1-12)
 VENV_STAMP  := $(VENV)/.capillary-$(VENV_KEY)
 PYTEST_ARGS ?=
+# pytest runs on every core; tests that share the worker image or loop devices share an xdist group
+# (tests/conftest.py), so they never overlap.
+PYTEST_WORKERS ?= $(shell nproc)
 ROLES_WITH_MOLECULE := $(patsubst roles/%/molecule/default/molecule.yml,%,$(wildcard roles/*/molecule/default/molecule.yml))
 
 .PHONY: help
@@ -66,7 +69,7 @@ unit: venv ## pytest unit tests
 
 .PHONY: pytest
 pytest: setup ## pytest unit, integration and e2e tests (a skip fails unless it says "cannot run here")
-	CAPILLARY_STRICT_SKIPS=1 $(BIN)/pytest $(PYTEST_ARGS)
+	CAPILLARY_STRICT_SKIPS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 .PHONY: molecule
 molecule: setup ## Molecule for every role that has a scenario, and the harness's own (ROLE=name for one)
