@@ -41,13 +41,17 @@ def aws(_local_aws_server: LocalAWS, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 # Under `pytest -n N` (make test runs two workers, one per core), tests that share a host-wide
-# resource run in one group, on one worker, one after another: the bake and the whole local run
-# share the `localhost/capillary-worker:<release>` tag and its cache (baking it twice at once
-# would cost minutes and race on the tag); the Packer tests take loop devices. Everything else
+# resource run in one group, on one worker, one after another: the bake, the whole local run and
+# the gate tests that read the baked image share the `localhost/capillary-worker:<release>` tag
+# and its cache (baking it twice at once would cost minutes and race on the tag); the Packer
+# tests take loop devices; the installed-products tests share one build of the wheel. Everything else
 # is independent: each worker has its own local endpoint, and containers carry per-test names.
 XDIST_GROUPS = {
     "tests/e2e/": "worker-image",
     "tests/integration/test_bake.py": "worker-image",
+    "tests/integration/test_gate_corpus.py": "worker-image",
+    "tests/integration/test_image_record.py": "worker-image",
+    "tests/integration/test_installed.py": "installed",
     "tests/integration/test_packer_amazon_ebs.py": "packer",
 }
 # The longest files start first, so the last minutes of a parallel run are not one long test.
@@ -69,6 +73,8 @@ def _rank(nodeid: str) -> int:
     return len(SLOW_FIRST)
 
 
+# tryfirst: xdist's worker reads the groups in its own modifyitems hook, which would otherwise run first.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for prefix, group in XDIST_GROUPS.items():
