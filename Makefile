@@ -125,7 +125,69 @@ bench: setup ## benchmarks; figures go to bench/results/
 lock: ## regenerate the constraints for this Python (constraints.txt, or -py311 on 3.11) from dev.in
 	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
 	.lockvenv/bin/pip install -q -r requirements/dev.in $(if $(filter 11,$(PYMINOR)),,-r requirements/integrations.in)
-	.lockvenv/bin/pip freeze --exclude capillary > $(CONSTRAINTS) && rm -rf .lockvenv
+	.lockvenv/bin/pip freeze --exclude capillary-pcgr > $(CONSTRAINTS) && rm -rf .lockvenv
+
+# The products: the capillary.pcgr collection tarball and the capillary-pcgr wheel, in $(DIST).
+# The collection is staged from its one source each: the collection directory (plugins, meta,
+# extensions/eda, changelogs, docs) plus the repository's top-level roles/ and playbooks/ (their
+# Molecule scenarios stay behind). Nothing is committed twice; the stage is rebuilt every time.
+DIST       ?= dist
+STAGE      ?= .cache/collection
+COLLECTION := collections/ansible_collections/capillary/pcgr
+COLLECTION_STAGE = $(STAGE)/ansible_collections/capillary/pcgr
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' $(COLLECTION)/galaxy.yml)
+ANSIBLE_GALAXY ?= $(abspath $(BIN))/ansible-galaxy
+ANSIBLE_TEST   ?= $(abspath $(BIN))/ansible-test
+SANITY_PYTHON  ?= 3.$(PYMINOR)
+SANITY_ARGS    ?=
+
+.PHONY: collection-stage
+collection-stage: ## stage the collection with roles/ and playbooks/ in $(STAGE) (what collection builds)
+	@rm -rf $(STAGE) && mkdir -p $(COLLECTION_STAGE)
+	@tar -C $(COLLECTION) --exclude=tests/output --exclude=__pycache__ --exclude=.pytest_cache -cf - . \
+	  | tar -C $(COLLECTION_STAGE) -xf -
+	@tar --exclude=molecule --exclude=__pycache__ --exclude=.cache -cf - roles playbooks \
+	  | tar -C $(COLLECTION_STAGE) -xf -
+
+.PHONY: collection
+collection: collection-stage ## build the collection tarball into $(DIST) (ansible-galaxy collection install it)
+	@mkdir -p $(DIST)
+	$(ANSIBLE_GALAXY) collection build --force --output-path $(DIST) $(COLLECTION_STAGE)
+
+.PHONY: wheel
+wheel: ## build the capillary-pcgr wheel (with the catalogue as package data) into $(DIST)
+	@mkdir -p $(DIST)
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(DIST) .
+	@rm -rf build
+
+.PHONY: ee-context
+ee-context: collection wheel ## the execution environment's build context in $(DIST)/ee (then: ansible-builder build)
+	$(abspath $(BIN))/ansible-builder create --file execution-environment.yml --context $(DIST)/ee
+
+# ansible-test bootstraps pip into each sanity virtualenv with a script from ci-files.testing.ansible.com;
+# where that is out of reach, scripts/ansible-test-get-pip.py does the same from pip's wheel.
+ANSIBLE_TEST_CACHE := $(HOME)/.ansible/test/cache
+ANSIBLE_TEST_PIP    = $(shell sed -n "s/^ *pip='\([0-9.]*\)',/\1/p" $$($(BIN)/python -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py)
+
+.PHONY: ansible-test-pip
+ansible-test-pip: venv
+	@get_pip=$(ANSIBLE_TEST_CACHE)/get_pip_$(subst .,_,$(ANSIBLE_TEST_PIP)).py; \
+	if [ ! -f "$$get_pip" ] && ! curl -fsSL -o "$$get_pip" https://ci-files.testing.ansible.com/ansible-test/get-pip-$(ANSIBLE_TEST_PIP).py 2>/dev/null; then \
+	  rm -f "$$get_pip"; mkdir -p $(ANSIBLE_TEST_CACHE); \
+	  $(BIN)/python -m pip download --quiet --no-deps --dest $(ANSIBLE_TEST_CACHE) pip==$(ANSIBLE_TEST_PIP); \
+	  cp scripts/ansible-test-get-pip.py "$$get_pip"; \
+	fi
+
+# The stage gets its own (empty) git repository: ansible-test lists a collection's files with git
+# and would otherwise find the checkout's, where the stage is ignored. The collections ours build
+# on (amazon.aws for the doc fragments and module_utils) are found beside it, as ansible-test
+# expects: linked from the `ansible` package in the venv.
+.PHONY: sanity
+sanity: collection-stage ansible-test-pip ## ansible-test sanity on the staged collection (the venv's Python, no containers)
+	@git -C $(COLLECTION_STAGE) init -q
+	@site=$$($(BIN)/python -c 'import ansible, os; print(os.path.dirname(os.path.dirname(ansible.__file__)))')/ansible_collections; \
+	  for ns in amazon community ansible containers; do ln -sfn "$$site/$$ns" $(STAGE)/ansible_collections/$$ns; done
+	cd $(COLLECTION_STAGE) && $(ANSIBLE_TEST) sanity --python $(SANITY_PYTHON) --local $(SANITY_ARGS)
 
 .PHONY: clean
 clean: ## remove the venv and the caches in the checkout (the image cache stays)

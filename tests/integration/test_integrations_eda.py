@@ -1,7 +1,9 @@
-"""Event-Driven Ansible for real: ansible-rulebook runs our rulebooks against the local endpoint.
+"""Event-Driven Ansible for real: ansible-rulebook runs the collection's rulebooks against the local endpoint.
 
-A sample waits in the work queue (or the intake handler's webhook payload arrives) → the rule
-fires → playbooks/up.yml runs → workers tagged with the event exist in the local account.
+The collection is built (`make collection`) and installed into a collections path outside the
+checkout, and ansible-rulebook runs from there by name, as a centre runs it: a sample waits in the
+work queue (or the intake handler's webhook payload arrives) → the rule fires → the collection's
+up playbook runs → workers tagged with the event exist in the local account.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from capillary.contract.samples import SampleKey
 from capillary.intake.handler import IntakeConfig, Record, webhook_payload
 from capillary.local.endpoint import LocalAWS
 from tests.support.deployments import seed_worker_deployment
+from tests.support.products import build_collection, install_collection
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
+EDA = REPO / "collections" / "ansible_collections" / "capillary" / "pcgr" / "extensions" / "eda"
 DEPLOYMENT = "edatest"
 RELEASE = "2.3.2"  # in catalogue/pcgr_releases.yml
 TOKEN = "eda-test-token"
@@ -45,18 +49,43 @@ def _java_home() -> str:
     pytest.skip("ansible-rulebook needs a Java 17 runtime (JAVA_HOME) and none was found")
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built collection, installed into a collections path of its own (outside the checkout)."""
+    root = tmp_path_factory.mktemp("eda")
+    install_collection(build_collection(root / "build"), root / "collections")
+    inventory = root / "inventory.yml"
+    inventory.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "hosts": {
+                        "localhost": {
+                            "ansible_connection": "local",
+                            "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                        }
+                    }
+                }
+            }
+        )
+    )
+    return root
+
+
 @pytest.fixture
-def rulebook_env(aws: LocalAWS) -> dict[str, str]:
+def rulebook_env(aws: LocalAWS, installed: Path) -> dict[str, str]:
     pytest.importorskip("ansible_rulebook", reason="ansible-rulebook is not installed")
     # jpy loads libjvm on import, so only look for it here: ansible-rulebook imports it with JAVA_HOME set.
     if importlib.util.find_spec("jpy") is None:
         pytest.skip("ansible-rulebook's Drools bridge (jpy) is not installed")
+    # Nothing of the checkout's Ansible configuration: the installed collection is all it has.
+    outside = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     return {
-        **os.environ,
+        **outside,
         **aws.env,
         "JAVA_HOME": _java_home(),
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        "ANSIBLE_COLLECTIONS_PATH": str(installed / "collections"),
         "ANSIBLE_NOCOLOR": "1",
         "CAPILLARY_EDA_TOKEN": TOKEN,
     }
@@ -76,7 +105,7 @@ def _free_port() -> int:
 
 @contextmanager
 def rulebook(name: str, env: dict[str, str], tmp_path: Path, **variables: Any) -> Iterator[Path]:
-    """Run `ansible-rulebook` on rulebooks/<name> from the repository root until the block ends."""
+    """Run `ansible-rulebook -r capillary.pcgr.<name>` from outside the checkout until the block ends."""
     vars_file = tmp_path / "vars.yml"
     vars_file.write_text(
         yaml.safe_dump(
@@ -89,17 +118,17 @@ def rulebook(name: str, env: dict[str, str], tmp_path: Path, **variables: Any) -
         )
     )
     log = tmp_path / f"{name}.log"
+    installed = Path(env["ANSIBLE_COLLECTIONS_PATH"]).parent
     cmd = [
         str(BIN / "ansible-rulebook"),
-        "--rulebook", f"rulebooks/{name}",
-        "--inventory", "inventories/local/hosts.yml",
-        "--source-dir", "rulebooks/sources",
+        "--rulebook", f"capillary.pcgr.{name}",
+        "--inventory", str(installed / "inventory.yml"),
         "--vars", str(vars_file),
         "--env-vars", "CAPILLARY_EDA_TOKEN",
     ]  # fmt: skip
     with log.open("w") as out:
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             yield log
@@ -149,7 +178,7 @@ def test_waiting_samples_in_the_work_queue_bring_workers_up(
     assert workers(aws) == []
 
     # WHEN the queue rulebook watches the deployment
-    with rulebook("capillary_queue.yml", rulebook_env, tmp_path, capillary_eda_poll_seconds=1) as log:
+    with rulebook("work_queue", rulebook_env, tmp_path, capillary_eda_poll_seconds=1) as log:
         launched = wait_for_workers(aws, 2, log)
         time.sleep(3)  # a second poll inside the throttle window must launch nothing more
         again = workers(aws)
@@ -187,7 +216,8 @@ def _post(port: int, payload: dict[str, Any], token: str) -> int:
         method="POST",
     )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        # Generous: a loaded machine may take seconds to answer while the rule engine starts.
+        with urllib.request.urlopen(request, timeout=60) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -212,7 +242,7 @@ def test_the_intake_webhook_payload_brings_workers_up(
     port = _free_port()
 
     with rulebook(
-        "capillary.yml", rulebook_env, tmp_path, capillary_eda_host="127.0.0.1", capillary_eda_port=port
+        "intake_webhook", rulebook_env, tmp_path, capillary_eda_host="127.0.0.1", capillary_eda_port=port
     ) as log:
         # WHEN a caller without the token posts, and another deployment's payload arrives
         refused = _post_when_listening(port, payload, "wrong-token", log)
@@ -232,7 +262,7 @@ def test_the_intake_webhook_payload_brings_workers_up(
 
 def _source() -> Any:
     spec = importlib.util.spec_from_file_location(
-        "sqs_queue_depth", REPO / "rulebooks" / "sources" / "sqs_queue_depth.py"
+        "sqs_queue_depth", EDA / "plugins" / "event_source" / "sqs_queue_depth.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -276,7 +306,7 @@ def test_queue_depth_source_names_a_missing_queue_and_a_bad_deployment(aws: Loca
     import asyncio
 
     source = _source()
-    with pytest.raises(ValueError, match=r"capillary-nowhere-work.*intake\.yml"):
+    with pytest.raises(ValueError, match=r"capillary-nowhere-work.*capillary\.pcgr\.intake playbook"):
         asyncio.run(source.main(asyncio.Queue(), {"deployment": "nowhere", "interval": 1}))
     with pytest.raises(ValueError, match="deployment name 'Bad_Name' is invalid"):
         asyncio.run(source.main(asyncio.Queue(), {"deployment": "Bad_Name"}))

@@ -48,6 +48,14 @@ def test_ansible_builders_schema_does_catch_mistakes() -> None:
         validate_schema(misspelt)
 
 
+def _versions() -> tuple[str, str]:
+    """The collection's version (galaxy.yml) and the package's (capillary.__version__)."""
+    import capillary
+
+    galaxy = yaml.safe_load((REPO / "collections/ansible_collections/capillary/pcgr/galaxy.yml").read_text())
+    return str(galaxy["version"]), capillary.__version__
+
+
 def test_ee_carries_the_pinned_galaxy_collections_and_ours() -> None:
     collections = {c["name"]: c for c in _ee()["dependencies"]["galaxy"]["collections"]}
     required = yaml.safe_load((REPO / "requirements.yml").read_text())["collections"]
@@ -55,10 +63,21 @@ def test_ee_carries_the_pinned_galaxy_collections_and_ours() -> None:
         if wanted["name"] == "containers.podman":
             continue  # the local platform's podman workers never run under AWX
         assert collections[wanted["name"]]["version"] == wanted["version"], wanted["name"]
-    ours = collections["/build/capillary_pcgr"]
-    assert ours["type"] == "dir"
-    copied = {f["dest"]: f["src"] for f in _ee()["additional_build_files"]}
-    assert (REPO / copied["capillary_pcgr"] / "galaxy.yml").is_file()
+    # Ours is the built tarball (make collection), copied into the context, of galaxy.yml's version
+    collection_version, package_version = _versions()
+    tarball = f"capillary-pcgr-{collection_version}.tar.gz"
+    wheel = f"capillary_pcgr-{package_version}-py3-none-any.whl"
+    assert collections[f"/build/capillary/{tarball}"]["type"] == "file"
+    copied = {f["src"]: f["dest"] for f in _ee()["additional_build_files"]}
+    assert copied == {f"dist/{tarball}": "capillary", f"dist/{wheel}": "capillary"}
+    # and the package at the wheel's version, found through PIP_FIND_LINKS where it was copied
+    assert f"capillary-pcgr=={package_version}" in _ee()["dependencies"]["python"]
+    steps = _ee()["additional_build_steps"]
+    for stage in ("prepend_builder", "prepend_final"):
+        assert steps[stage] == [
+            "COPY _build/capillary /build/capillary",
+            "ENV PIP_FIND_LINKS=/build/capillary",
+        ]
 
 
 def test_ee_python_pins_match_the_lock() -> None:
@@ -66,7 +85,7 @@ def test_ee_python_pins_match_the_lock() -> None:
     pins = _ee()["dependencies"]["python"]
     for pin in pins:
         m = re.match(r"^([A-Za-z0-9_.-]+)==(.+)$", pin)
-        if m:
+        if m and m.group(1) != "capillary-pcgr":  # ours: the wheel of this checkout (checked above)
             assert lock.get(m.group(1).lower()) == m.group(2), pin
     core = _ee()["dependencies"]["ansible_core"]["package_pip"]
     assert core == f"ansible-core=={lock['ansible-core']}"
@@ -130,3 +149,30 @@ def test_every_template_playbook_is_in_the_repository() -> None:
     templates = _play()["vars"]["_awx_templates"]
     missing = [t["playbook"] for t in templates if not (REPO / t["playbook"]).is_file()]
     assert missing == [], f"awx_setup.yml points at playbooks that do not exist: {missing}"
+
+
+def test_every_template_gets_the_deployment_and_its_region() -> None:
+    play = _play()
+    tasks = _tasks_by_module()
+    # GIVEN the credential type that carries a deployment's region into a job's environment
+    (ctype,) = (
+        task["awx.awx.credential_type"]
+        for task in play["tasks"]
+        if task.get("awx.awx.credential_type", {}).get("name") == "Capillary deployment"
+    )
+    assert ctype["injectors"]["env"] == {"AWS_REGION": "{{ region }}", "AWS_DEFAULT_REGION": "{{ region }}"}
+    credential = next(
+        task["awx.awx.credential"]
+        for task in play["tasks"]
+        if task.get("awx.awx.credential", {}).get("credential_type") == "Capillary deployment"
+    )
+    assert credential["name"] == "{{ _awx_deployment_credential }}"
+    assert credential["inputs"] == {"region": "{{ _awx_region }}"}
+    # THEN every template gets that credential and the fixed deployment
+    template = tasks["awx.awx.job_template"]["awx.awx.job_template"]
+    assert template["credentials"] == "{{ item.credentials | union([_awx_deployment_credential]) }}"
+    assert template["extra_vars"].startswith("{{ _awx_fixed_vars | combine(")
+    assert play["vars"]["_awx_fixed_vars"] == {"capillary_deployment": "{{ capillary_deployment }}"}
+    # AND the setup refuses to run without a region
+    (check,) = (t for t in play["tasks"] if "ansible.builtin.assert" in t)
+    assert "_awx_region | length > 0" in check["ansible.builtin.assert"]["that"]

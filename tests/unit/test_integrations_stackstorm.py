@@ -1,12 +1,16 @@
-"""The StackStorm pack: its trigger matches the intake's payload, its metadata and workflows are valid."""
+"""The StackStorm pack: its trigger matches the intake's payload, its metadata and workflows are
+valid, and its actions run the collection's playbooks from the pack's own virtualenv."""
 
 from __future__ import annotations
 
 import collections
 import collections.abc
 import copy
+import importlib.util
 import json
 import re
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +25,8 @@ REPO = Path(__file__).resolve().parents[2]
 STACKSTORM = REPO / "integrations" / "stackstorm"
 PACK = STACKSTORM / "capillary"
 INTAKE_SCHEMA = REPO / "src" / "capillary" / "intake" / "data" / "webhook_payload.schema.json"
-# Refs the pack uses that other packs provide (the ansible pack, chatops and core ship with st2).
-EXTERNAL_ACTIONS = {"ansible.playbook", "chatops.post_message", "core.inject_trigger"}
+# Refs the pack uses that StackStorm itself provides (chatops and core ship with st2).
+EXTERNAL_ACTIONS = {"chatops.post_message", "core.inject_trigger"}
 EXTERNAL_TRIGGERS = {"core.st2.webhook"}
 
 
@@ -151,7 +155,31 @@ def test_pack_metadata_is_valid_and_named_after_its_folder() -> None:
     pack = _load(PACK / "pack.yaml")
     jsonschema.Draft202012Validator(_schema("pack")).validate(pack)
     assert pack["ref"] == PACK.name  # st2 installs the pack under a directory named by ref
-    assert "ansible" in pack["dependencies"]
+    # No StackStorm ansible pack: its virtualenv has neither our collection nor boto3.
+    assert "ansible" not in pack.get("dependencies", [])
+
+
+def test_the_pack_virtualenv_gets_ansible_core_the_package_and_boto3() -> None:
+    from packaging.requirements import Requirement
+
+    wanted = {
+        Requirement(line).name: Requirement(line).specifier
+        for line in (PACK / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert set(wanted) == {"ansible-core", "capillary-pcgr", "boto3", "botocore"}
+    # the versions the checkout tests satisfy them
+    pins = {
+        name.lower(): version
+        for line in (REPO / "requirements" / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+        for name, version in [line.split(";")[0].strip().split("==")]
+    }
+    for name in ("ansible-core", "boto3", "botocore"):
+        assert pins[name] in wanted[name], name
+    import capillary
+
+    assert capillary.__version__ in wanted["capillary-pcgr"]
 
 
 @pytest.mark.parametrize(
@@ -230,6 +258,8 @@ def test_the_relay_rule_listens_where_the_intake_posts() -> None:
 
 def test_actions_read_the_deployment_from_the_datastore_and_match_their_workflows() -> None:
     for path, action in _metadata("actions"):
+        if action["runner_type"] != "orquesta":
+            continue
         params = action["parameters"]
         workflow = _load(PACK / "actions" / action["entry_point"])
         inputs = {i if isinstance(i, str) else next(iter(i)) for i in workflow["input"]}
@@ -278,13 +308,16 @@ def test_orquesta_inspection_does_catch_a_broken_workflow() -> None:
     assert "semantics" in errors and "context" in errors
 
 
-def test_playbook_workflow_runs_through_ansible_and_reports_both_outcomes() -> None:
+def test_playbook_workflow_runs_the_collections_playbook_and_reports_both_outcomes() -> None:
     tasks = _load(PACK / "actions" / "workflows" / "ansible_run.yaml")["tasks"]
     run = tasks["run_playbook"]
-    assert run["action"] == "ansible.playbook"
-    assert run["input"]["playbook"].endswith("/playbooks/<% ctx(playbook) %>")
-    ours = run["input"]["extra_vars"][-1]
-    assert ours["capillary_deployment"] == "<% ctx(deployment) %>"
+    # the pack's own action (its virtualenv's ansible-playbook), on the playbook the action names
+    assert run["action"] == "capillary.run"
+    assert run["input"]["playbook"] == "<% ctx(playbook) %>"
+    for name in ("up", "down"):
+        default = _load(PACK / "actions" / f"{name}.yaml")["parameters"]["playbook"]["default"]
+        assert default == f"capillary.pcgr.{name}"
+        assert (REPO / "playbooks" / f"{name}.yml").is_file()  # what the collection ships as it
     branches = {b["when"]: b["do"] for b in run["next"]}
     assert tasks[branches["<% succeeded() %>"]]["action"] == "chatops.post_message"
     assert tasks[branches["<% failed() %>"]]["action"] == "chatops.post_message"
@@ -299,17 +332,79 @@ def test_workflow_expressions_evaluate_on_an_intake_payload() -> None:
     # GIVEN the contexts the two workflows start with, for real intake payloads
     payloads = _payloads()
     run = _load(PACK / "actions" / "workflows" / "ansible_run.yaml")["tasks"]["run_playbook"]
-    event_expr = run["input"]["extra_vars"][-1]["capillary_event"]
+    extra_vars = run["input"]["extra_vars"]
     routes = _load(PACK / "actions" / "workflows" / "notify.yaml")["tasks"]["choose"]["next"]
 
     def route(payload: dict[str, Any]) -> list[str]:
         return [r["do"] for r in routes if expressions.evaluate(r["when"], {"event": payload})]
 
-    # THEN up names its event by the sample's key (a fixed word when started by hand)
+    # THEN the playbook gets the caller's extras, with the deployment, release and event (the
+    # sample's key; a fixed word when started by hand) decided by the workflow, not the caller
     received = payloads["sample.received"]
-    assert expressions.evaluate(event_expr, {"event": received}) == received["key"]
-    assert expressions.evaluate(event_expr, {"event": {}}) == "stackstorm"
+    start = {"deployment": "demo", "release": "2.3.2"}
+    given = {"capillary_platform": "aws", "capillary_deployment": "other"}
+    assert expressions.evaluate(extra_vars, {**start, "extra_vars": given, "event": received}) == {
+        "capillary_platform": "aws",
+        "capillary_deployment": "demo",
+        "capillary_release": "2.3.2",
+        "capillary_event": received["key"],
+    }
+    by_hand = expressions.evaluate(extra_vars, {**start, "extra_vars": {}, "event": {}})
+    assert by_hand["capillary_event"] == "stackstorm"
     # AND notify takes exactly one branch per finished event, and fails on anything else
     assert route(payloads["sample.completed"]) == ["post_completed"]
     assert route(payloads["sample.failed"]) == ["post_failed"]
     assert route(payloads["sample.received"]) == ["fail"]
+
+
+# --------------------------------------------------------------------------------------------
+# The python-script action that runs ansible-playbook
+
+
+def _playbook_action(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """actions/run.py, with StackStorm's Action base class as st2common defines it (the
+    constructor keeps the pack configuration); st2common itself is not on PyPI."""
+    runners = types.ModuleType("st2common.runners.base_action")
+
+    class Action:
+        def __init__(self, config: dict[str, Any] | None = None, action_service: Any = None) -> None:
+            self.config = config or {}
+            self.action_service = action_service
+
+    runners.Action = Action  # type: ignore[attr-defined]
+    for name in ("st2common", "st2common.runners"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setitem(sys.modules, "st2common.runners.base_action", runners)
+    spec = importlib.util.spec_from_file_location("capillary_pack_playbook", PACK / "actions" / "run.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_action_runs_the_ansible_playbook_beside_its_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    action = _playbook_action(monkeypatch)
+    argv = action.command("capillary.pcgr.up", {"capillary_deployment": "demo"})
+    # the virtualenv StackStorm runs the action in (sys.executable) holds ansible-playbook
+    assert argv[0] == str(Path(sys.executable).parent / "ansible-playbook")
+    assert argv[1:] == ["capillary.pcgr.up", "-e", '{"capillary_deployment": "demo"}']
+    assert action.collections_path({}) == Path(sys.prefix) / "collections"
+    assert action.collections_path({"collections_path": "/srv/c"}) == Path("/srv/c")
+
+
+@pytest.mark.parametrize("playbook", ["playbooks/up.yml", "/etc/passwd", "capillary.pcgr.up; rm -rf /", "up"])
+def test_the_action_runs_only_the_collections_playbooks(
+    monkeypatch: pytest.MonkeyPatch, playbook: str
+) -> None:
+    action = _playbook_action(monkeypatch)
+    ok, result = action.Playbook(config={}).run(playbook=playbook)
+    assert ok is False
+    assert f"playbook {playbook!r}: expected a capillary.pcgr playbook by name" in result["error"]
+
+
+def test_the_recap_is_read_per_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    action = _playbook_action(monkeypatch)
+    output = (
+        "TASK [x]\nok: [localhost]\n\nPLAY RECAP ****\nlocalhost : ok=3 changed=1 unreachable=0 failed=0\n"
+    )
+    assert action.recap(output) == {"localhost": {"ok": 3, "changed": 1, "unreachable": 0, "failed": 0}}

@@ -39,7 +39,12 @@ def register(subparsers: Any) -> None:
         default=os.environ.get(URL_ENV, DEFAULT_URL),
         help=f"GitHub releases API URL (default ${URL_ENV} or {DEFAULT_URL})",
     )
-    chk.add_argument("--catalogue", type=Path, default=None, help="catalogue file (default: the checkout's)")
+    chk.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        help="catalogue file (default: the one shipped in the package)",
+    )
     chk.add_argument("--json", action="store_true", help="print the report as JSON")
     chk.add_argument("--include-prereleases", action="store_true", help="count prereleases as releases")
     chk.set_defaults(func=run_check)

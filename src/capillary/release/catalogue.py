@@ -3,6 +3,10 @@
 The roles read it through the `capillary.pcgr.pcgr_release` lookup, Packer through
 `pkrvars_for`, the release watcher through `load_catalogue`. Every error names the file and
 the field at fault, e.g. ``releases[1].bundle.assemblies.grch38.size: expected an integer``.
+
+The file ships inside the package (`capillary/release/data/pcgr_releases.yml`, a symlink in the
+source tree to the repository's one `catalogue/pcgr_releases.yml` that the wheel build follows),
+so an installed package, its CLI and the collection's lookup read it wherever they are installed.
 """
 
 from __future__ import annotations
@@ -168,12 +172,17 @@ class Catalogue:
         return [r.version for r in self.releases]
 
 
+# The catalogue as package data: in a checkout a symlink to catalogue/pcgr_releases.yml, in an
+# installed wheel the file itself.
+PACKAGED = Path(__file__).parent / "data" / "pcgr_releases.yml"
+
+
 def default_path() -> Path:
-    """`$CAPILLARY_CATALOGUE`, else `catalogue/pcgr_releases.yml` of the checkout this module is in."""
+    """`$CAPILLARY_CATALOGUE`, else the catalogue shipped inside this package."""
     override = os.environ.get(ENV_OVERRIDE)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[3] / "catalogue" / "pcgr_releases.yml"
+    return PACKAGED.resolve()  # in a checkout: the file to edit, catalogue/pcgr_releases.yml
 
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:

@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """Device name -> EBS volume id of an instance, from `capillary.release.volumes` (its one home)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ description:
     to EBS volume id. Names lacking C(/dev/) get it; mappings without an EBS volume are left out.
   - Used at bake time to find the volume Packer attached as the data volume, whose id the
     C(data_volume) role needs to find it under C(/dev/disk/by-id).
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: One element of C(instances) as returned by C(amazon.aws.ec2_instance_info).
@@ -36,25 +36,16 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from capillary.release.volumes import ebs_volume_mappings as _mappings
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def ebs_volume_mappings(instance):
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"capillary.pcgr.ebs_volume_mappings needs the capillary package: {IMPORT_ERROR}"
-        )
+    volumes = import_capillary("release.volumes", "capillary.pcgr.ebs_volume_mappings", AnsibleFilterError)
     if not isinstance(instance, dict):
         raise AnsibleFilterError(
             f"capillary.pcgr.ebs_volume_mappings expects an instance dict, got {type(instance).__name__}"
         )
-    return _mappings(instance)
+    return volumes.ebs_volume_mappings(instance)
 
 
 class FilterModule:

@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """The names of a deployment's resources, from `capillary.contract.naming` (their one home)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ description:
     same function the intake handler, the worker daemon and the CLI use.
   - Given O(release), also the release's image names (C(DeploymentNames.image_parameter) and
     C(DeploymentNames.worker_image)).
-  - Requires the C(capillary) Python package on the controller (C(pip install) this repository).
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: The deployment name (1-24 lowercase letters, digits and hyphens).
@@ -52,26 +52,15 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from capillary.contract.naming import DeploymentNameError
-    from capillary.contract.naming import deployment_names as _deployment_names
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    _IMPORT_ERROR: ImportError | None = exc
-else:
-    _IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def deployment_names(deployment, bucket=None, release=None):
-    if _IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            "capillary.pcgr.deployment_names needs the capillary Python package on the controller: "
-            f"{_IMPORT_ERROR}"
-        )
+    naming = import_capillary("contract.naming", "capillary.pcgr.deployment_names", AnsibleFilterError)
     try:
-        names = _deployment_names(deployment, bucket or None)
+        names = naming.deployment_names(deployment, bucket or None)
         return names.as_dict(None if release is None else str(release))
-    except DeploymentNameError as exc:
+    except naming.DeploymentNameError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 

@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """How PCGR is started on a worker, from `capillary.worker.engines.pcgr` (its one home)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ description:
     the worker layout's mounts, or the release's conda env with C(CONDA_PREFIX) set - and there is
     no wrapper on PATH. This filter gives the same argv for other arguments (the pcgr role's
     C(pcgr --version) smoke check), so an install is checked the way it will run.
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: The PCGR arguments, e.g. C([--version]).
@@ -74,17 +74,10 @@ _value:
   type: dict
 """
 
+from pathlib import Path
+
 from ansible.errors import AnsibleFilterError
-
-try:
-    from pathlib import Path
-
-    from capillary.worker.engines import EngineSetupError
-    from capillary.worker.engines.pcgr import PcgrConfig, invocation
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def pcgr_command(
@@ -98,11 +91,11 @@ def pcgr_command(
     cache="/var/tmp/.cache",  # noqa: S108 - the smoke check's throwaway cache, on the target
     path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 ):
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(f"capillary.pcgr.pcgr_command needs the capillary package: {IMPORT_ERROR}")
+    engines = import_capillary("worker.engines", "capillary.pcgr.pcgr_command", AnsibleFilterError)
+    pcgr = import_capillary("worker.engines.pcgr", "capillary.pcgr.pcgr_command", AnsibleFilterError)
     if method == "container" and not image:
         raise AnsibleFilterError("capillary.pcgr.pcgr_command: the container method needs an image")
-    cfg = PcgrConfig(
+    cfg = pcgr.PcgrConfig(
         release=str(release),
         method=str(method),
         conda_prefix=Path(conda_env) if conda_env else None,
@@ -111,8 +104,10 @@ def pcgr_command(
     )
     base = {"PATH": str(path)}
     try:
-        argv, env = invocation(cfg, [str(a) for a in args], user=str(user), cache=Path(cache), environ=base)
-    except EngineSetupError as exc:
+        argv, env = pcgr.invocation(
+            cfg, [str(a) for a in args], user=str(user), cache=Path(cache), environ=base
+        )
+    except engines.EngineSetupError as exc:
         raise AnsibleFilterError(f"capillary.pcgr.pcgr_command: {exc}") from exc
     return {"argv": argv, "environment": {} if method == "container" else env}
 

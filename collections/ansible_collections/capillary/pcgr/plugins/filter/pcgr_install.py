@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """The conda layout and commands of a PCGR release, from `capillary.release.pcgr_install` (its one home)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ description:
   - From a release (the C(capillary.pcgr.pcgr_release) lookup), the versioned prefix, the lock-file
     downloads and the C(micromamba create) argv of the C(pcgr) and C(pcgrr) environments, side
     by side so PCGR finds C(pcgrr) as C(dirname($CONDA_PREFIX)/pcgrr).
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: The release dict.
@@ -45,23 +45,16 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from capillary.contract.layout import CONDA_PREFIX
-    from capillary.release.pcgr_install import conda_plan
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def pcgr_conda_plan(release, prefix="", lock_base_url=""):
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"capillary.pcgr.pcgr_conda_plan needs the capillary package: {IMPORT_ERROR}"
-        )
+    layout = import_capillary("contract.layout", "capillary.pcgr.pcgr_conda_plan", AnsibleFilterError)
+    install = import_capillary("release.pcgr_install", "capillary.pcgr.pcgr_conda_plan", AnsibleFilterError)
     try:
-        return conda_plan(release, prefix=prefix or CONDA_PREFIX, lock_base_url=lock_base_url or "")
+        return install.conda_plan(
+            release, prefix=prefix or layout.CONDA_PREFIX, lock_base_url=lock_base_url or ""
+        )
     except (ValueError, KeyError) as exc:
         raise AnsibleFilterError(f"pcgr_conda_plan: {exc}") from exc
 

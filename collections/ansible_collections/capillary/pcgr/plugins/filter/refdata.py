@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """What pcgr_refdata fetches and where it goes, from `capillary.release.refdata` (its one home)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ description:
   - Expands a release (from the C(capillary.pcgr.pcgr_release) lookup) into one dict per file to
     fetch (bundle and VEP cache per assembly) with its URL for the chosen source, its expected
     sha256, its destination directory and the check that proves it complete.
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: The release dict returned by C(capillary.pcgr.pcgr_release).
@@ -59,32 +59,24 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from capillary.contract.layout import DATA_ROOT
-    from capillary.release.catalogue import CatalogueError
-    from capillary.release.refdata import artifacts_for
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def refdata_artifacts(release, root="", assemblies=None, source="upstream", base_url="", recorded=None):
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"capillary.pcgr.refdata_artifacts needs the capillary package: {IMPORT_ERROR}"
-        )
+    plugin = "capillary.pcgr.refdata_artifacts"
+    layout = import_capillary("contract.layout", plugin, AnsibleFilterError)
+    catalogue = import_capillary("release.catalogue", plugin, AnsibleFilterError)
+    refdata = import_capillary("release.refdata", plugin, AnsibleFilterError)
     try:
-        return artifacts_for(
+        return refdata.artifacts_for(
             release,
-            root=root or DATA_ROOT,
+            root=root or layout.DATA_ROOT,
             assemblies=list(assemblies or ["grch38"]),
             source=source,
             base_url=base_url or "",
             recorded=recorded or {},
         )
-    except (CatalogueError, ValueError) as exc:
+    except (catalogue.CatalogueError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 

@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """Sample keys in playbooks, from `capillary.contract.samples` (their one home)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ description:
   - Parses C(inputs/{batch}-{uuid}-{kind}.tar.gz) with the same code as the intake handler, the
     worker daemon and the CLI, and returns its parts and derived keys.
   - Fails with the contract's reason (for example a hyphen where the dot belongs) for a misnamed key.
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: An input key (already URL-decoded).
@@ -37,26 +37,19 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from capillary.contract.samples import SampleKey, SampleKeyError
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    _IMPORT_ERROR: ImportError | None = exc
-else:
-    _IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
-def _parse(key):
-    if _IMPORT_ERROR is not None:
-        raise AnsibleFilterError(f"capillary.pcgr.sample_key needs the capillary package: {_IMPORT_ERROR}")
+def _parse(key, plugin):
+    samples = import_capillary("contract.samples", plugin, AnsibleFilterError)
     try:
-        return SampleKey.parse(str(key))
-    except SampleKeyError as exc:
+        return samples.SampleKey.parse(str(key))
+    except samples.SampleKeyError as exc:
         raise AnsibleFilterError(f"sample key {exc.key!r} rejected: {exc.reason}") from exc
 
 
 def sample_key(key):
-    sample = _parse(key)
+    sample = _parse(key, "capillary.pcgr.sample_key")
     return {
         "batch": sample.batch,
         "uuid": sample.uuid,
@@ -69,7 +62,7 @@ def sample_key(key):
 
 
 def sample_output_key(key):
-    return _parse(key).output_key
+    return _parse(key, "capillary.pcgr.sample_output_key").output_key
 
 
 class FilterModule:

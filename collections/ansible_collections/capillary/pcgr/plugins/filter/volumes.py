@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """Which block device is the data volume, from `capillary.release.volumes` (its one home)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ description:
   - Picks the device to format and mount from the target's /dev/disk/by-id and /dev/disk/by-label
     entries - by EBS volume id (NVMe names differ from the attach name), then by filesystem label,
     then an explicit device. Returns an empty string when there is none (containers, local runs).
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description:
@@ -35,24 +35,14 @@ _value:
 """
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from capillary.release.volumes import VolumeError
-    from capillary.release.volumes import data_volume_device as _pick
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def data_volume_device(facts):
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(
-            f"capillary.pcgr.data_volume_device needs the capillary package: {IMPORT_ERROR}"
-        )
+    volumes = import_capillary("release.volumes", "capillary.pcgr.data_volume_device", AnsibleFilterError)
     try:
-        return _pick(facts)
-    except VolumeError as exc:
+        return volumes.data_volume_device(facts)
+    except volumes.VolumeError as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 

@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """The worker's on-disk layout, from `capillary.contract.layout` (its one home)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ description:
     container method, the mount points and C(XDG_CACHE_HOME)/C(HOME) inside the container.
   - An empty or null root is the default data root, so a role's default can read
     C({{ ('' | capillary.pcgr.worker_layout).root }}).
-  - Requires the C(capillary) Python package on the controller.
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _input:
     description: The data root; empty means the default.
@@ -55,27 +55,20 @@ _value:
   type: dict
 """
 
+from pathlib import PurePosixPath
+
 from ansible.errors import AnsibleFilterError
-
-try:
-    from pathlib import PurePosixPath
-
-    from capillary.contract.layout import CONDA_PREFIX, DATA_ROOT, CondaLayout, WorkerLayout
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 def worker_layout(root, pcgr_version="", conda_prefix=""):
-    if IMPORT_ERROR is not None:
-        raise AnsibleFilterError(f"capillary.pcgr.worker_layout needs the capillary package: {IMPORT_ERROR}")
+    layout_ = import_capillary("contract.layout", "capillary.pcgr.worker_layout", AnsibleFilterError)
     if root is not None and not isinstance(root, str):
         raise AnsibleFilterError(f"capillary.pcgr.worker_layout: the data root must be a path, got {root!r}")
     try:
-        layout = WorkerLayout(PurePosixPath(root or DATA_ROOT)).as_dict()
+        layout = layout_.WorkerLayout(PurePosixPath(root or layout_.DATA_ROOT)).as_dict()
         if pcgr_version:
-            conda = CondaLayout(PurePosixPath(conda_prefix or CONDA_PREFIX))
+            conda = layout_.CondaLayout(PurePosixPath(conda_prefix or layout_.CONDA_PREFIX))
             layout["conda"] = conda.as_dict(str(pcgr_version))
     except ValueError as exc:
         raise AnsibleFilterError(f"capillary.pcgr.worker_layout: {exc}") from exc

@@ -1,5 +1,5 @@
-# Copyright: Capillary contributors
-# Apache License 2.0
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 """A PCGR release from the release catalogue, read by `capillary.release.catalogue` (its one parser)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ version_added: 0.1.0
 description:
   - Returns the catalogue entry of a PCGR release (install details, reference bundle and VEP
     cache per assembly, volume sizes) as a dict, parsed by C(capillary.release.catalogue).
-  - Requires the C(capillary) Python package on the controller (C(pip install) this repository).
+  - Requires the C(capillary-pcgr) Python package on the controller (C(pip install capillary-pcgr)).
 options:
   _terms:
     description: The release version, or C(current) for the release marked current.
@@ -20,8 +20,9 @@ options:
     required: true
   catalogue:
     description:
-      - Path to a catalogue file on the controller. Empty means C($CAPILLARY_CATALOGUE), else
-        C(catalogue/pcgr_releases.yml) of the checkout the C(capillary) package lives in.
+      - Path to a catalogue file on the controller. Empty means C($CAPILLARY_CATALOGUE), else the
+        catalogue shipped inside the C(capillary-pcgr) package (the repository's
+        C(catalogue/pcgr_releases.yml) of the package's release).
     type: str
     default: ""
 """
@@ -41,25 +42,15 @@ _raw:
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
-
-try:
-    from capillary.release.catalogue import CatalogueError, load_catalogue
-except ImportError as exc:  # pragma: no cover - depends on the controller's environment
-    IMPORT_ERROR = exc
-else:
-    IMPORT_ERROR = None
+from ansible_collections.capillary.pcgr.plugins.module_utils.capillary_package import import_capillary
 
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
-        if IMPORT_ERROR is not None:
-            raise AnsibleLookupError(
-                "capillary.pcgr.pcgr_release needs the capillary Python package on the controller: "
-                f"{IMPORT_ERROR}"
-            )
+        catalogues = import_capillary("release.catalogue", "capillary.pcgr.pcgr_release", AnsibleLookupError)
         self.set_options(var_options=variables, direct=kwargs)
         try:
-            catalogue = load_catalogue(self.get_option("catalogue") or None)
+            catalogue = catalogues.load_catalogue(self.get_option("catalogue") or None)
             return [catalogue.release(str(term)).as_dict() for term in terms]
-        except CatalogueError as exc:
+        except catalogues.CatalogueError as exc:
             raise AnsibleLookupError(str(exc)) from exc

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 """Launching spot instances pool by pool, as plain functions around an EC2 client.
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 """Spot price statistics and pool selection, as plain functions over AWS response rows.
 
@@ -91,7 +91,7 @@ def price_statistics(history, start, end):
             until = held[i + 1][0] if i + 1 < len(held) else end
             weighted += price * (until - since).total_seconds()
         covered = (end - held[0][0]).total_seconds()
-        prices = [price for _, price in held]
+        prices = [price for dummy, price in held]
         rows.append(
             {
                 "instance_type": instance_type,

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import absolute_import, division, print_function
 
@@ -26,7 +26,7 @@ description:
   - O(pools) takes the RV(capillary.pcgr.ec2_spot_price_info#module:candidates) of
     M(capillary.pcgr.ec2_spot_price_info) as they are.
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   count:
     description: How many instances to launch. V(0) launches nothing and reports no change.

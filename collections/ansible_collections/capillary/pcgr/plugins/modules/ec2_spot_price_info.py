@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import absolute_import, division, print_function
 
@@ -25,7 +25,7 @@ description:
   - When nothing fits, RV(candidates) is V([]), RV(choice) is V({}) and RV(msg) says why. The module
     does not fail in that case, so a playbook can fall back to on-demand capacity.
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   instance_types:
     description:

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import absolute_import, division, print_function
 
@@ -26,7 +26,7 @@ description:
   - The current configuration is read first and written only when it differs; a setting Lambda
     does not report compares equal to its default, so a re-run reports no change.
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   function_name:
     description:

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import absolute_import, division, print_function
 
@@ -22,7 +22,7 @@ description:
     V(suffix)), which AWS documents and every S3-compatible endpoint understands.
   - Comparison ignores order and the case of filter rule names, so a re-run reports no change.
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   bucket:
     description: The bucket's name.

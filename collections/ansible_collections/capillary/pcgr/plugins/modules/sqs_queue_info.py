@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import absolute_import, division, print_function
 
@@ -23,7 +23,7 @@ description:
     code C(capillary status) and the EDA source use; the C(capillary) Python package must be
     installed where the module runs (the controller).
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   name:
     description: Queue name.

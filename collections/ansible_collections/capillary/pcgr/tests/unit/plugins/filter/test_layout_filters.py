@@ -57,7 +57,7 @@ def test_the_container_smoke_check_is_the_engines_argv() -> None:
         release="2.3.2", method="container", container_image="ghcr.io/sigven/pcgr:2.3.2",
         container_runtime="/usr/bin/podman",
     )  # fmt: skip
-    argv, _ = invocation(cfg, ["--version"], user="65534:65534", cache=Path("/unused"))
+    argv, _dummy = invocation(cfg, ["--version"], user="65534:65534", cache=Path("/unused"))
     assert got == {"argv": argv, "environment": {}}
     assert argv[:2] == ["/usr/bin/podman", "run"] and argv[-2:] == ["pcgr", "--version"]
 

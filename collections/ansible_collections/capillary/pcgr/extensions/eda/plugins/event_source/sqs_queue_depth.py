@@ -1,11 +1,14 @@
-"""ansible-rulebook event source: how many messages wait in a Capillary deployment's work queue.
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
+"""Event source `capillary.pcgr.sqs_queue_depth`: the messages waiting in a deployment's work queue.
 
 It reads the queue's attributes every `interval` seconds, through `capillary.contract.queue` (the
 one reading of them, shared with `capillary status` and `capillary.pcgr.sqs_queue_info`), and
 emits an event while messages are waiting. Unlike `amazon.aws.aws_sqs_queue`, it never
 receives a message, so it can watch the work queue without taking samples from the workers.
 (`amazon.aws.aws_sqs_queue` also needs aiobotocore, whose botocore pin conflicts with the boto3
-the rest of Capillary uses.) Run it with `ansible-rulebook -S rulebooks/sources`.
+the rest of Capillary uses.) It ships in the capillary.pcgr collection and needs the
+capillary-pcgr Python package (with boto3) beside ansible-rulebook.
 
 Arguments:
   deployment: the capillary_deployment; the queue name comes from capillary.contract.naming.
@@ -13,6 +16,12 @@ Arguments:
   endpoint_url, region: optional; otherwise the standard AWS_* environment applies.
 
 Event: {"capillary_queue": {"deployment", "queue", "visible", "in_flight"}}
+
+Example:
+  sources:
+    - capillary.pcgr.sqs_queue_depth:
+        deployment: demo
+        interval: 30
 """
 
 from __future__ import annotations
@@ -55,7 +64,7 @@ async def main(queue: asyncio.Queue[Any], args: dict[str, Any]) -> None:
     except ClientError as exc:
         raise ValueError(
             f"sqs_queue_depth: work queue {names.work_queue!r} of deployment {names.deployment!r} "
-            f"cannot be read: {exc} (run playbooks/intake.yml first)"
+            f"cannot be read: {exc} (run the capillary.pcgr.intake playbook first)"
         ) from exc
     while True:
         try:
