@@ -35,12 +35,11 @@ from capillary.contract.message import META_SHA256, WorkMessage
 from capillary.contract.samples import SampleKey
 from capillary.local.endpoint import LocalAWS
 from capillary.local.playbook import REPO, run_playbook
+from capillary.local.podman import PODMAN_ENV, podman
 from tests.support.podman_targets import (
     CONSUMER_UNIT,
-    PODMAN_ENV,
     WORKER_PODMAN_OPTIONS,
     boot_worker,
-    podman,
     wait_system_running,
     write_launch_env,
 )

@@ -242,12 +242,17 @@ class Consumer:
         finally:
             if watcher is not None:
                 watcher.finished.set()
+            self.settle()
         if self.stop.is_set():
             log.info("stopped (%s)", self.stop_reason, extra={"phase": "drain"})
             self._write_state("stopped", reason=self.stop_reason)
         elif status == EXIT_OK:
             self._write_state("stopped", reason="once")
         return status
+
+    def settle(self) -> None:
+        """Wait until the messages of every uploaded output are deleted."""
+        self.outputs.settle()
 
     def receive(self) -> list[dict[str, Any]]:
         called = time.time()

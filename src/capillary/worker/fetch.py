@@ -1,7 +1,8 @@
 """The input of one work message: downloaded, verified and unpacked in one pass.
 
 The message names the upload (its etag and size), so no round trip precedes the download: the
-output's record is checked (already done?), then a GET conditional on the etag is read once,
+output's record (already done?) is asked for while a GET conditional on the etag goes out, and
+the GET is read once,
 front to back: every byte goes through the hash on its way into the safe extractor
 (`capillary.contract.tarball.safe_extract_stream`), which unpacks into the workspace as the bytes
 arrive. No tarball is ever written to disk and nothing is read twice. At the end of the stream
@@ -19,6 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,7 @@ class InputFetcher:
         self.outputs = outputs
         self.stop = stop
         self.on_phase = on_phase
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="output-listing")
 
     def fetch(self, item: WorkItem, ws: Path) -> Fetched | None:
         """The input unpacked into `ws/input` and verified, or None when its output exists
@@ -189,28 +192,23 @@ class InputFetcher:
         )
 
     def _fetch(self, item: WorkItem, ws: Path, etag: str, size: int | None) -> Fetched | None:
-        # The output's record of its input keys idempotence: (key, etag), or the same bytes.
-        recorded = self.outputs.recorded_input(item)
-        if is_output_of(recorded, etag):
-            self._already_done(item)
-            return None
         check_drain(self.stop)
+        self._check_size(size)
         self.on_phase(item, "fetch")
         t0 = time.monotonic()
-        self._check_size(size)
+        # The output's record of its input keys idempotence: (key, etag), or the same bytes. It is
+        # asked for while the GET goes out, so the check costs no round trip of its own; when the
+        # output is there (a duplicate), the GET is closed unread.
+        listing = self._pool.submit(self.outputs.recorded_input, item)
         try:
-            obj = self.s3.get_object(Bucket=item.bucket, Key=item.key, IfMatch=etag)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in ("NoSuchKey", "404", "NotFound"):
-                raise self._deleted(item) from exc
-            if code in ("PreconditionFailed", "412"):
-                raise _InputChangedError() from exc
-            raise
+            obj = self._get(item, etag)
+        finally:
+            wait([listing])  # it may have failed too; either way it is over before we go on
         body = obj["Body"]
         try:
+            recorded = listing.result()
             expected_sha = str(obj.get("Metadata", {}).get(META_SHA256, "")).lower()
-            if expected_sha and is_output_of(recorded, etag, expected_sha):
+            if is_output_of(recorded, etag, expected_sha):
                 self._already_done(item)
                 return None
             length = int(obj.get("ContentLength", 0))
@@ -223,6 +221,18 @@ class InputFetcher:
         return Fetched(
             sample=sample, etag=etag, sha256=stream.sha.hexdigest(), size=stream.size, verified=verified
         )
+
+    def _get(self, item: WorkItem, etag: str) -> dict[str, Any]:
+        try:
+            obj: dict[str, Any] = self.s3.get_object(Bucket=item.bucket, Key=item.key, IfMatch=etag)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise self._deleted(item) from exc
+            if code in ("PreconditionFailed", "412"):
+                raise _InputChangedError() from exc
+            raise
+        return obj
 
     def _unpack(
         self, item: WorkItem, stream: HashingBody, dest: Path, length: int, etag: str, expected_sha: str

@@ -60,6 +60,8 @@ class WorkItem:
     body: str = ""
     # Where the attempt is (fetch, engine, upload): recorded with an interruption.
     phase: str = "receive"
+    # An earlier attempt's error report is beside the output's key: removed once the output is in.
+    stale_report: bool = False
     timings: dict[str, float] = field(default_factory=dict)
 
     @property

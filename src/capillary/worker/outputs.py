@@ -5,7 +5,8 @@ One output per sample even with workers racing: the output is written with a con
 (`If-None-Match: *`), so of two workers finishing the same sample one writes and the other finds
 the output there, made from the same input, and deletes its message. An output made from an
 older upload of the same key is replaced only as the object it is (`If-Match` on its ETag). The
-message is deleted only once the output is safe. An upload that fails is retried with backoff for
+message is deleted only once the output is safe (in the background: the daemon goes on to its
+next receive, and waits for it before it exits). An upload that fails is retried with backoff for
 `upload_retry_s` while the heartbeat keeps the message: the engine's output waits in the
 workspace, and an S3 outage never re-runs the engine. A failure writes `outputs/…-error.json`
 (reason, attempt, log tail - never VCF contents); what becomes of the message is `requeue`'s.
@@ -19,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ from capillary.contract.message import (
     META_MESSAGE_ID,
     META_SHA256,
 )
+from capillary.contract.samples import OUTPUT_PREFIX
 from capillary.worker.config import ConsumerConfig
 from capillary.worker.item import HandBackError, SampleFailedError, Settled, WorkItem, now_iso
 
@@ -89,9 +92,28 @@ class Outputs:
         self.sqs = sqs
         self.stop = stop
         self.identity = identity
+        # One thread: deletes happen in the order the uploads did.
+        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="after-upload")
 
     def recorded_input(self, item: WorkItem) -> dict[str, str] | None:
-        """The metadata of this sample's output (which input made it), or None when there is none."""
+        """The metadata of this sample's output (which input made it), or None when there is none.
+
+        One listing of the sample's names under outputs/ answers both questions a run asks of
+        the bucket - is there an output (then its metadata is read), is there an earlier
+        attempt's report (then it goes once the output is in: `item.stale_report`) - so a first
+        run costs one call before its GET, and none after its upload to tidy up."""
+        found: set[str] = set()
+        wanted = {item.sample.output_key, item.sample.error_key}
+        kwargs: dict[str, Any] = {"Bucket": item.bucket, "Prefix": f"{OUTPUT_PREFIX}{item.sample.name}-"}
+        while True:
+            page = self.s3.list_objects_v2(**kwargs)
+            found |= {o["Key"] for o in page.get("Contents", [])} & wanted
+            if found == wanted or not page.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        item.stale_report = item.sample.error_key in found
+        if item.sample.output_key not in found:
+            return None
         head = self._head_output(item)
         return None if head is None else dict(head.get("Metadata", {}))
 
@@ -151,16 +173,29 @@ class Outputs:
             )
             return "skipped"
         item.timings["upload_s"] = time.monotonic() - t0
-        # An earlier attempt's report no longer says what happened to the sample.
-        with contextlib.suppress(BotoCoreError, ClientError):
-            self.s3.delete_object(Bucket=item.bucket, Key=item.sample.error_key)
-        self.delete(item)
         log.info(
-            "output uploaded to %s; message deleted",
+            "output uploaded to %s",
             item.sample.output_key,
             extra={**ctx, "phase": "done", "duration_s": round(time.monotonic() - item.received_at, 2)},
         )
+        # The sample is done: the bookkeeping after it overlaps with the next receive.
+        self._after.submit(self._tidy, item)
         return "processed"
+
+    def _tidy(self, item: WorkItem) -> None:
+        """After an upload: the earlier attempts' report goes, then the message. Either failing
+        is harmless (the output is safe; the message returns and is skipped as done)."""
+        if item.stale_report or item.failures:
+            # An earlier attempt's report no longer says what happened to the sample.
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self.s3.delete_object(Bucket=item.bucket, Key=item.sample.error_key)
+        self.delete(item)
+        log.info("message deleted", extra={**item.ctx, "phase": "done"})
+
+    def settle(self) -> None:
+        """Wait for the bookkeeping of every upload so far (before the daemon exits)."""
+        wait_for = self._after.submit(lambda: None)
+        wait_for.result()
 
     def _write_once(
         self, item: WorkItem, package: Path, metadata: dict[str, str], etag: str, sha: str

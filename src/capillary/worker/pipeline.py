@@ -88,6 +88,13 @@ class SamplePipeline:
         self.stop = stop
         self.identity = identity
         self.on_phase = on_phase
+        self._versions: dict[str, str] | None = None
+
+    def versions(self) -> dict[str, str]:
+        """The engine's versions (run.json), asked once: the image does not change under a daemon."""
+        if self._versions is None:
+            self._versions = self.engine.versions()
+        return self._versions
 
     def run(self, item: WorkItem, ws: Path, heartbeat: Heartbeat) -> Settled:
         """Everything for one message in workspace `ws`, up to and including the upload."""
@@ -175,7 +182,7 @@ class SamplePipeline:
         }
         return {
             "capillary": __version__,
-            "versions": self.engine.versions(),
+            "versions": self.versions(),
             "worker": self.identity(),
             "message_id": item.message_id,
             "attempt": item.attempt,
