@@ -36,9 +36,10 @@ from typing import Any
 
 from capillary.contract.samples import OUTPUT_PREFIX, SampleKey, SampleKeyError
 
-# Where a consumer takes the right to write one sample's output (`{CLAIMS_PREFIX}{name}.json`,
-# an S3 conditional create). Written and deleted by the consumer; the intake's output
-# notifications skip it (it is no `-output.tar.gz` or `-error.json`).
+# Where consumers before the conditional output PUT took the right to write one sample's output
+# (`{CLAIMS_PREFIX}{name}.json`). Today's consumer writes the output itself with If-None-Match and
+# writes no claim, but a bucket may still hold one, or an older worker may write one: the intake's
+# output notifications skip them (they are no `-output.tar.gz` or `-error.json`).
 CLAIMS_PREFIX = f"{OUTPUT_PREFIX}.claims/"
 
 # Object metadata (`x-amz-meta-*`). On an input: written by `capillary submit` (the file's
