@@ -283,6 +283,73 @@ def test_stop_and_restart_of_the_production_unit_mid_run_hand_the_sample_back(
     assert worker.state()["first_receive_epoch"] >= worker.state()["started_epoch"]
 
 
+def test_kill_9_of_the_production_unit_mid_run_reruns_the_sample_on_the_same_worker_within_30_s(
+    deployment: Deployment, this_checkout: dict[str, Path], worker_name: str
+) -> None:
+    # GIVEN the production unit (Restart=on-failure, RestartSec=10, the role's 5-minute window)
+    # in the middle of a run, the message it holds recorded under /run/capillary
+    boot_worker(IMAGE, worker_name, deployment.launch_env(), timeout=120)
+    worker = Worker(worker_name)
+    worker.install(this_checkout)
+    assert worker.unit("RuntimeDirectoryPreserve")["RuntimeDirectoryPreserve"] == "restart"
+    worker.sh(f"systemctl start {CONSUMER_UNIT}")
+    key = deployment.submit()
+    worker.wait_phase("engine")
+    doomed = worker.main_pid()
+    assert [held["key"] for held in worker.state()["held"]] == [key]
+    # WHEN the daemon is killed outright (an OOM kill, a crash: no drain, no hand-back)
+    worker.sh(f"kill -9 {doomed}")
+    killed = time.monotonic()
+    # THEN systemd starts it again, the new daemon finds what its predecessor held (the directory
+    # survived the restart), hands it back and runs the sample again within 30 s
+    wait_for(
+        lambda: worker.main_pid() not in (0, doomed) and worker.state().get("phase") == "engine",
+        30,
+        f"the sample running again after the restart:\n{worker.journal()[-3000:]}",
+    )
+    rerun_s = time.monotonic() - killed
+    print(f"kill -9 -> the same worker runs the sample again: {rerun_s:.1f} s")
+    assert rerun_s <= 30
+    assert worker.unit("NRestarts")["NRestarts"] == "1"
+    # (journald may take a moment to read a new process's first lines)
+    wait_for(
+        lambda: "released the message a previous run of this consumer held" in worker.journal(),
+        15,
+        f"the restarted daemon saying it released its predecessor's message:\n{worker.journal()[-3000:]}",
+    )
+    wait_for(lambda: deployment.counts(deployment.queue_url) == (0, 0), 90, "the sample to finish")
+    run = deployment.run_json(key)
+    assert [a["outcome"] for a in run["history"]] == ["interrupted"]
+    # AND the crash wrote no error report and dead-lettered nothing
+    assert [k for k in deployment.outputs() if k.endswith("-error.json")] == []
+    assert deployment.counts(deployment.dlq_url) == (0, 0)
+
+
+def test_a_worker_gone_mid_run_gives_its_sample_back_within_the_default_window(
+    deployment: Deployment, this_checkout: dict[str, Path], worker_name: str
+) -> None:
+    # GIVEN the production unit with the role's defaults (held 300 s at a time, extended every
+    # 60 s) on a queue whose own visibility is an hour, in the middle of a long run
+    boot_worker(
+        IMAGE, worker_name, deployment.launch_env(CAPILLARY_SUMMARY_BCFTOOLS=SLOW_BCFTOOLS), timeout=120
+    )
+    worker = Worker(worker_name)
+    worker.install(this_checkout)
+    worker.sh(f"sed -i 's/sleep {ENGINE_S}/sleep 900/' {SLOW_BCFTOOLS}")
+    worker.sh(f"systemctl start {CONSUMER_UNIT}")
+    deployment.submit()
+    worker.wait_phase("engine")
+    # WHEN the whole worker disappears (a kernel panic, a spot reclaim without notice)
+    podman("kill", "--signal", "KILL", worker_name)
+    gone = time.monotonic()
+    assert deployment.counts(deployment.queue_url) == (0, 1)
+    # THEN its sample is back on the queue within the rolling window, not the queue's hour
+    wait_for(lambda: deployment.counts(deployment.queue_url) == (1, 0), 330, "the sample visible again")
+    back_s = time.monotonic() - gone
+    print(f"worker gone -> its sample visible on the queue again: {back_s:.1f} s")
+    assert back_s <= 300 + 5
+
+
 def test_without_cap_sys_admin_the_unit_refuses_to_run_unsandboxed(
     deployment: Deployment, this_checkout: dict[str, Path], worker_name: str
 ) -> None:
