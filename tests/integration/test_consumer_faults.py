@@ -406,12 +406,18 @@ def test_kill_9_with_the_worker_gone_another_worker_gets_it_within_the_rolling_w
     window: dict[str, Any] = {"visibility_extension_s": 8, "heartbeat_s": 2}
     doomed = world.start("doomed", engine_s=60, **window)
     doomed.wait_phase("engine")
-    # WHEN the worker disappears (kill -9, nothing hands the message back) and another polls
+    # AND another worker already polling the queue (its start-up is not part of the window)
+    other = world.start("other", **window)
+    wait_for(
+        lambda: other.state().get("pid") == other.proc.pid and "first_receive_epoch" in other.state(),
+        30,
+        "the other worker polling",
+    )
+    # WHEN the first worker disappears (kill -9, nothing hands the message back)
     doomed.proc.kill()
     doomed.proc.wait()
     _kill_strays(world.tmp)
     gone = time.monotonic()
-    other = world.start("other", **window)
     # THEN the other worker receives it within the rolling window (plus a poll), not the hour
     wait_for(lambda: "received" in other.messages(), 30, "the other worker to receive the sample")
     assert time.monotonic() - gone <= 8 + 5
