@@ -2,10 +2,14 @@
 
 python -m bench              # every bench/bench_*.py
 python -m bench spot intake  # only bench_spot.py and bench_intake.py
+
+Each suite runs as if alone: the environment and the local AWS state it found are restored after
+it, whatever it changed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -13,12 +17,36 @@ import platform
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench.common import Figure
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
+
+
+@contextlib.contextmanager
+def _independent() -> Iterator[None]:
+    """Run one suite as if it were alone: the environment it found, and no AWS resources left by
+    the suites before it (a local endpoint started in this process keeps moto's state, which is
+    per process, not per server: `python -m bench intake consumer` met the intake's bucket)."""
+    saved = dict(os.environ)
+    _reset_moto()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        _reset_moto()
+
+
+def _reset_moto() -> None:
+    if "moto" not in sys.modules:
+        return
+    from moto.moto_api._internal.models import moto_api_backend
+
+    moto_api_backend.reset()
 
 
 def main(argv: list[str]) -> int:
@@ -38,7 +66,8 @@ def main(argv: list[str]) -> int:
         print(f"== bench {name}", flush=True)
         try:
             module = importlib.import_module(f"bench.bench_{name}")
-            figures: list[Figure] = module.run()
+            with _independent():
+                figures: list[Figure] = module.run()
         except Exception:
             traceback.print_exc()
             failed.append(name)

@@ -81,8 +81,11 @@ class Daemon:
             return {}
 
     def wait_phase(self, phase: str, timeout: float = 30) -> None:
+        # This daemon's state: a restarted one starts with its predecessor's file.
         wait_for(
-            lambda: self.state().get("phase") == phase, timeout, f"phase {phase}: {self.messages()[-2000:]}"
+            lambda: self.state().get("phase") == phase and self.state().get("pid") == self.proc.pid,
+            timeout,
+            f"phase {phase}: {self.messages()[-2000:]}",
         )
 
     def stop(self) -> int:
@@ -140,6 +143,9 @@ class World:
             o["Key"] for o in self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
         ]
 
+    def error_reports(self) -> list[str]:
+        return [k for k in self.keys() if k.endswith("-error.json")]
+
     def report(self, key: str) -> dict[str, Any]:
         error_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-error.json")
         data: dict[str, Any] = json.loads(
@@ -169,6 +175,25 @@ class World:
         ]
         return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
+    def delayed(self, url: str | None = None) -> int:
+        attrs = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessagesDelayed"])
+
+    def peek(self, url: str | None = None) -> list[WorkMessage]:
+        """The messages visible in a queue, read and left there (visibility 0)."""
+        resp = self.sqs.receive_message(
+            QueueUrl=url or self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+        )
+        return [WorkMessage.from_body(m["Body"]) for m in resp.get("Messages", [])]
+
+    def report_versions(self, key: str) -> int:
+        """How many times the error report was written (a versioned bucket keeps each write)."""
+        error_key = key.replace("inputs/", "outputs/").replace(".tar.gz", "-error.json")
+        versions = self.s3.list_object_versions(Bucket=self.bucket, Prefix=error_key).get("Versions", [])
+        return len([v for v in versions if v["Key"] == error_key])
+
     def config(self, name: str = "consumer", **overrides: Any) -> Path:
         settings: dict[str, Any] = {
             "queue_url": self.queue_url,
@@ -177,7 +202,7 @@ class World:
             "state_file": str(self.tmp / name / "state.json"),
             "engine": "summary",
             "poll_wait_s": 1,
-            "visibility_timeout_s": 6,
+            "visibility_extension_s": 6,
             "heartbeat_s": 2,
             "retry_backoff_s": 1,
             "idle_minutes": 30,
@@ -209,16 +234,24 @@ class World:
         once: bool = False,
         env: dict[str, str] | None = None,
         engine_s: float = 0,
+        new_session: bool = False,
         **overrides: Any,
     ) -> Daemon:
-        """Start `capillary consume`; `engine_s` makes each `summary` run take that long."""
+        """Start `capillary consume`; `engine_s` makes each `summary` run take that long;
+        `new_session` starts it in a process group of its own, as systemd does a unit's process."""
         if engine_s:
             overrides["summary__bcftools"] = str(slow_bcftools(self.tmp / name, engine_s))
         cfg = self.config(name, **overrides)
         log_path = self.tmp / name / "daemon.log"
         argv = [str(CAPILLARY), "consume", "--config", str(cfg)] + (["--once"] if once else [])
         with log_path.open("ab") as log:
-            proc = subprocess.Popen(argv, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+            proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **(env or {})},
+                start_new_session=new_session,
+            )
         daemon = Daemon(proc, log_path, self.tmp / name / "state.json")
         self.daemons.append(daemon)
         return daemon
@@ -254,6 +287,21 @@ def world(aws: LocalAWS, tmp_path: Path) -> Iterator[World]:
                 daemon.proc.kill()
                 daemon.proc.wait()
         _kill_strays(tmp_path)
+
+
+def engine_pids(tmp_path: Path) -> list[int]:
+    """The engine processes of this test's daemons (each the leader of its own process group)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "capillary.worker.engines" in cmdline and str(tmp_path) in cmdline:
+            pids.append(int(proc.name))
+    return pids
 
 
 def _kill_strays(tmp_path: Path) -> None:
@@ -302,32 +350,80 @@ def test_once_turns_one_message_into_one_output_with_only_its_files(world: World
     # AND every log line is JSON with the stable keys
     received = [r for r in daemon.log() if r.get("phase") == "receive"]
     assert received and {"message_id", "key", "sample", "attempt"} <= set(received[0])
+    # AND the state file says when the daemon started and when it first polled the queue
+    state = daemon.state()
+    assert state["started_epoch"] <= state["first_receive_epoch"] < state["started_epoch"] + 30
+    assert "first ReceiveMessage" in daemon.messages()
+    # AND the input was read once, streamed into the extractor: no tarball was written
+    assert run["timings_s"]["fetch_s"] > 0 and "download_s" not in run["timings_s"]
 
 
 # -- crash, retry, dead letter -------------------------------------------------------------------
 
 
-def test_kill_9_during_the_engine_message_returns_and_is_processed_exactly_once(world: World) -> None:
-    # GIVEN a daemon in the middle of a 6-second engine run
+def test_kill_9_then_a_restart_on_the_same_worker_reruns_the_sample_within_30_s(world: World) -> None:
+    # GIVEN a daemon holding a message for 2 minutes at a time (the queue's own visibility: an
+    # hour), in the middle of a 6-second engine run
+    world.sqs.set_queue_attributes(QueueUrl=world.queue_url, Attributes={"VisibilityTimeout": "3600"})
     key = world.upload_sample()
     world.send(key)
-    first = world.start("w", engine_s=6)
+    window: dict[str, Any] = {"visibility_extension_s": 120, "heartbeat_s": 40}
+    first = world.start("w", engine_s=6, **window)
     first.wait_phase("engine")
     # WHEN it is killed with SIGKILL (no drain, no hand-back; systemd kills the engine's group)
+    # and systemd starts it again on the same worker (same state file under /run)
     first.proc.kill()
     first.proc.wait()
     _kill_strays(world.tmp)
     assert world.keys() == []
-    # THEN a restarted daemon removes the stale workspace, gets the message after its
-    # visibility expires, and produces exactly one output
-    second = world.start("w")
-    wait_for(lambda: world.queue_counts() == (0, 0), 60, "the message to be processed and deleted")
+    restarted = time.monotonic()
+    second = world.start("w", **window)
+    # THEN the restarted daemon hands back what its predecessor held, takes it again and
+    # produces exactly one output, well inside the 2-minute window
+    wait_for(lambda: world.queue_counts() == (0, 0), 30, "the message re-run after the restart")
+    assert time.monotonic() - restarted <= 30
     assert world.output_versions(key) == 1
-    name = key.removeprefix("inputs/").removesuffix(".tar.gz")
-    run = json.loads(world.output_members(key)[f"{name}/run.json"])
+    run = world.run_json(key)
     assert run["attempt"] == 2
+    assert [a["outcome"] for a in run["history"]] == ["interrupted"]
+    assert "the consumer restarted" in run["history"][0]["reason"]
+    assert "released the message a previous run of this consumer held" in second.messages()
     assert "removing a workspace left by an earlier run" in second.messages()
     assert world.workspaces("w") == []
+    # AND the crash spent none of the sample's attempts and wrote no report
+    assert world.queue_counts(world.dlq_url) == (0, 0)
+    assert world.error_reports() == []
+
+
+def test_kill_9_with_the_worker_gone_another_worker_gets_it_within_the_rolling_window(
+    world: World,
+) -> None:
+    # GIVEN a work queue whose own visibility is an hour, and a worker holding its message
+    # 8 s at a time (the default is 5 minutes), in the middle of a long engine run
+    world.sqs.set_queue_attributes(QueueUrl=world.queue_url, Attributes={"VisibilityTimeout": "3600"})
+    key = world.upload_sample()
+    world.send(key)
+    window: dict[str, Any] = {"visibility_extension_s": 8, "heartbeat_s": 2}
+    doomed = world.start("doomed", engine_s=60, **window)
+    doomed.wait_phase("engine")
+    # AND another worker already polling the queue (its start-up is not part of the window)
+    other = world.start("other", **window)
+    wait_for(
+        lambda: other.state().get("pid") == other.proc.pid and "first_receive_epoch" in other.state(),
+        30,
+        "the other worker polling",
+    )
+    # WHEN the first worker disappears (kill -9, nothing hands the message back)
+    doomed.proc.kill()
+    doomed.proc.wait()
+    _kill_strays(world.tmp)
+    gone = time.monotonic()
+    # THEN the other worker receives it within the rolling window (plus a poll), not the hour
+    wait_for(lambda: "received" in other.messages(), 30, "the other worker to receive the sample")
+    assert time.monotonic() - gone <= 8 + 5
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "the sample processed by the other worker")
+    assert world.output_versions(key) == 1
+    assert world.run_json(key)["attempt"] == 2
 
 
 def test_engine_failure_reports_retries_and_ends_in_the_dlq_saying_so(world: World) -> None:
@@ -350,9 +446,16 @@ def test_engine_failure_reports_retries_and_ends_in_the_dlq_saying_so(world: Wor
         r["attempt"] for r in daemon.log() if r.get("phase") == "engine" and "failed" in r.get("message", "")
     ]
     assert attempts == [1, 2, 3]
+    assert report["failures"] == 3
+    assert [a["outcome"] for a in report["history"]] == ["failed", "failed"]
     assert daemon.proc.poll() is None
     assert world.keys() == [key.replace("inputs/", "outputs/").replace(".tar.gz", "-error.json")]
     assert world.workspaces() == []
+    # AND the consumer moved it there itself, its three failures in its history
+    [dead] = world.peek(world.dlq_url)
+    assert dead.key == key
+    assert [(a.outcome, a.phase) for a in dead.history] == [("failed", "engine")] * 3
+    assert world.queue_counts() == (0, 0)
 
 
 def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
@@ -384,8 +487,11 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
     assert daemon.proc.poll() is None
     assert not (world.tmp / "consumer" / "escape.txt").exists()
     assert world.workspaces() == []
-    # AND nothing was deleted: the messages return (and reach the DLQ after three tries)
-    assert world.queue_counts()[1] == 3
+    # AND the two that may succeed later are queued again after the backoff, while the tarball
+    # that can never be unpacked went to the dead-letter queue at once
+    assert world.delayed() == 2
+    assert evil_report["retryable"] is False and evil_report["final_attempt"] is True
+    assert [m.key for m in world.peek(world.dlq_url)] == [evil]
 
 
 def test_an_input_replaced_after_its_message_gives_one_output_of_the_newest_upload(world: World) -> None:
@@ -435,6 +541,7 @@ def test_the_upload_a_message_names_is_fetched_without_asking_s3_for_it_first(wo
         world.send(key, version=version)
         [message] = consumer.receive()
         consumer.handle(message)
+        consumer.settle()  # the message's deletion overlaps with what comes next
         return [call for call in calls if call[1] == key]
 
     # WHEN it handles a message carrying the upload's etag and size
@@ -561,18 +668,19 @@ def test_a_sample_of_an_assembly_the_worker_lacks_is_rejected_before_pcgr_runs(w
     key = world.upload_sample(batch="old-build", assembly="grch37")
     name = key.removeprefix("inputs/").removesuffix(".tar.gz")
     world.send(key)
-    # WHEN the daemon receives it until the queue gives up on it
+    # WHEN the daemon receives it
     daemon = world.start("only38", env={"FAKE_PCGR_CALLS": str(calls_file)}, retry_backoff_s=0, **overrides)
     wait_for(lambda: world.queue_counts(world.dlq_url)[0] == 1, 60, "the message in the DLQ")
-    # THEN each attempt was rejected with a report naming the sample, its assembly and what is installed
+    # THEN it was rejected with a report naming the sample, its assembly and what is installed
     report = world.report(key)
     assert report["phase"] == "options"
     assert report["retryable"] is False
     assert f"sample {name}: genome_assembly 'grch37' is not installed" in report["reason"]
     assert "reference data installed: grch38" in report["reason"]
-    # AND the last report says the message went to the dead-letter queue: nothing was deleted
-    assert report["attempt"] == 3 and report["final_attempt"] is True
+    # AND since retrying cannot help, the first attempt was the last: straight to the DLQ
+    assert report["attempt"] == 1 and report["final_attempt"] is True
     assert "dead-letter" in report["next"]
+    assert world.queue_counts() == (0, 0)
     assert world.keys() == [f"outputs/{name}-error.json"]
     # AND PCGR never started, the daemon is still up, no workspace is left, no VCF line was logged
     assert calls(calls_file) == []
@@ -669,7 +777,7 @@ class FlakyProxy:
         self.sock.close()
 
 
-def test_s3_unreachable_during_upload_keeps_the_message_and_it_is_processed_later(world: World) -> None:
+def test_an_s3_outage_during_the_upload_is_waited_out_with_one_engine_run(world: World) -> None:
     # GIVEN S3 reached through a proxy, and a run whose engine takes 3 s
     proxy = FlakyProxy(world.aws.endpoint_url)
     try:
@@ -677,19 +785,74 @@ def test_s3_unreachable_during_upload_keeps_the_message_and_it_is_processed_late
         world.send(key)
         daemon = world.start(engine_s=3, retry_backoff_s=4, env={"AWS_ENDPOINT_URL_S3": proxy.url})
         daemon.wait_phase("engine")
-        # WHEN S3 goes away before the upload
+        # WHEN S3 goes away before the upload, for 12 s
         proxy.down()
-        wait_for(lambda: "output upload failed" in daemon.messages(), 60, "the failed upload")
-        # THEN there is no output and the message was not deleted
+        wait_for(lambda: "output upload failed (try" in daemon.messages(), 60, "a failed upload try")
         assert world.keys() == []
-        assert sum(world.queue_counts()) == 1
-        # AND once S3 is back, the message returns and is processed into one output
+        time.sleep(12)
         proxy.up()
-        wait_for(lambda: world.queue_counts() == (0, 0), 60, "the message processed after S3 returned")
-        assert len([k for k in world.output_keys() if k.endswith("-output.tar.gz")]) == 1
+        # THEN the upload is retried with the engine's output kept: one engine run, one output on
+        # the first attempt, no error report, and the message held throughout
+        wait_for(lambda: world.queue_counts() == (0, 0), 60, "the output uploaded after S3 returned")
+        assert daemon.messages().count("engine summary starting") == 1
+        assert world.output_versions(key) == 1
+        assert world.run_json(key)["attempt"] == 1
+        assert world.error_reports() == []
+        assert "the output is kept" in daemon.messages()
         assert daemon.proc.poll() is None
     finally:
         proxy.close()
+
+
+def test_an_upload_that_keeps_failing_is_reported_as_an_upload_failure(world: World) -> None:
+    # GIVEN S3 through a proxy and a worker retrying uploads for 3 s only
+    proxy = FlakyProxy(world.aws.endpoint_url)
+    try:
+        key = world.upload_sample()
+        world.send(key)
+        daemon = world.start(
+            engine_s=2, upload_retry_s=3, retry_backoff_s=600, env={"AWS_ENDPOINT_URL_S3": proxy.url}
+        )
+        daemon.wait_phase("engine")
+        # WHEN S3 stays away past that
+        proxy.down()
+        wait_for(lambda: "output upload failed after" in daemon.messages(), 60, "the upload to give up")
+        # THEN the attempt fails in phase "upload" (not "unexpected") and the message returns
+        failed = [r for r in daemon.log() if "output upload failed after" in r.get("message", "")]
+        assert failed[0]["phase"] == "upload"
+        assert "unexpected" not in {r.get("phase") for r in daemon.log()}
+        wait_for(lambda: world.delayed() == 1, 10, "the message queued again after the backoff")
+    finally:
+        proxy.close()
+
+
+def test_a_refusal_that_cannot_succeed_costs_one_download_one_report_one_dlq_move(world: World) -> None:
+    # GIVEN a versioned bucket (each write of the error report shows) and a tarball that can never
+    # be unpacked, with no backoff, so a retry would come at once
+    world.s3.put_bucket_versioning(Bucket=world.bucket, VersioningConfiguration={"Status": "Enabled"})
+    key = world.upload_sample(batch="refused", extra_members={"../../escape.txt": "gotcha"})
+    world.send(key)
+    daemon = world.start(retry_backoff_s=0)
+    # WHEN the daemon receives it
+    wait_for(lambda: world.queue_counts(world.dlq_url)[0] == 1, 30, "the message in the DLQ")
+    time.sleep(3)  # room for a retry, were there one
+    # THEN it was received (and downloaded) once, reported once, and moved once
+    assert [r["key"] for r in daemon.log() if r.get("phase") == "receive"] == [key]
+    assert world.report_versions(key) == 1
+    report = world.report(key)
+    assert (report["phase"], report["retryable"], report["final_attempt"]) == ("extract", False, True)
+    [dead] = world.peek(world.dlq_url)
+    assert [(a.outcome, a.phase) for a in dead.history] == [("failed", "extract")]
+    assert world.queue_counts() == (0, 0) and world.delayed() == 0
+    assert daemon.proc.poll() is None
+
+
+def test_an_unusable_body_goes_to_the_dead_letter_queue_at_once(world: World) -> None:
+    world.sqs.send_message(QueueUrl=world.queue_url, MessageBody='{"key": "not-a-sample"}')
+    daemon = world.start()
+    wait_for(lambda: world.queue_counts(world.dlq_url)[0] == 1, 30, "the body in the DLQ")
+    assert "unusable work message" in daemon.messages()
+    assert world.queue_counts() == (0, 0)
 
 
 # -- long runs, spot, SIGTERM, idle --------------------------------------------------------------
@@ -706,11 +869,11 @@ def test_long_engine_run_is_never_visible_to_a_second_consumer(world: World) -> 
     key = world.upload_sample()
     world.send(key)
     worker = world.start(
-        "worker", engine_s=run_s, visibility_timeout_s=visibility, heartbeat_s=visibility // 3
+        "worker", engine_s=run_s, visibility_extension_s=visibility, heartbeat_s=visibility // 3
     )
     worker.wait_phase("engine")
     # WHEN a second consumer polls the same queue for the whole run
-    rival = world.start("rival", visibility_timeout_s=visibility, heartbeat_s=visibility // 3)
+    rival = world.start("rival", visibility_extension_s=visibility, heartbeat_s=visibility // 3)
     wait_for(lambda: world.queue_counts() == (0, 0), run_s + 60, "the long run to finish")
     # THEN the rival never received it, and the sample was processed once, on the first attempt
     assert [r for r in rival.log() if r.get("phase") == "receive"] == []
@@ -755,6 +918,74 @@ def test_sigterm_drains_like_a_spot_notice(world: World) -> None:
     assert world.queue_counts() == (1, 0)
     assert world.workspaces() == []
     assert "handed the message back (SIGTERM)" in daemon.messages()
+    # AND the message is back as a fresh one that records the interruption: no attempt spent,
+    # no error report
+    [back] = world.peek()
+    assert [(a.outcome, a.reason, a.phase) for a in back.history] == [("interrupted", "SIGTERM", "engine")]
+    assert world.keys() == []
+
+
+def test_a_stop_signal_to_the_whole_process_group_is_a_hand_back_not_an_engine_failure(
+    world: World,
+) -> None:
+    # GIVEN a daemon in a process group of its own, as systemd starts a unit, mid-way through an
+    # engine run (the engine in its own process group under it)
+    key = world.upload_sample()
+    world.send(key)
+    daemon = world.start(engine_s=60, new_session=True)
+    daemon.wait_phase("engine")
+    [engine] = wait_for(lambda: engine_pids(world.tmp), 10, "the engine process")
+    assert os.getpgid(engine) != os.getpgid(daemon.proc.pid) == daemon.proc.pid
+    # WHEN the stop signal reaches every process, the engine first (KillMode=control-group)
+    os.killpg(os.getpgid(engine), signal.SIGTERM)
+    os.killpg(daemon.proc.pid, signal.SIGTERM)
+    # THEN the daemon hands the message back as a drain: no failure, no report, no attempt spent
+    assert daemon.proc.wait(timeout=30) == 0
+    assert "failed" not in daemon.messages()
+    assert world.keys() == []
+    [back] = world.peek()
+    assert [a.outcome for a in back.history] == ["interrupted"]
+    assert daemon.state()["failed"] == 0 and daemon.state()["handed_back"] == 1
+
+
+def test_three_restarts_during_one_run_end_in_one_output_and_no_dead_letter(world: World) -> None:
+    # GIVEN a sample whose engine takes 4 s, on a queue that dead-letters after 3 receives
+    key = world.upload_sample()
+    world.send(key)
+    daemon = world.start("w", engine_s=4, new_session=True)
+    # WHEN the worker's consumer is restarted three times mid-run: stopped, killed, stopped
+    for how in ("SIGTERM", "SIGKILL", "SIGTERM"):
+        daemon.wait_phase("engine")
+        if how == "SIGKILL":
+            os.killpg(daemon.proc.pid, signal.SIGKILL)  # the unit's cgroup, as systemd kills it
+            daemon.proc.wait()
+            _kill_strays(world.tmp)
+        else:
+            assert daemon.stop() == 0
+        daemon = world.start("w", engine_s=4, new_session=True)
+    # THEN the fourth run finishes: exactly one output, nothing in the dead-letter queue, no
+    # error report, and the output's run.json records the three interruptions
+    wait_for(lambda: world.queue_counts() == (0, 0), 60, "the sample processed")
+    assert world.output_versions(key) == 1
+    assert world.queue_counts(world.dlq_url) == (0, 0)
+    assert world.error_reports() == []
+    run = world.run_json(key)
+    assert [a["outcome"] for a in run["history"]] == ["interrupted"] * 3
+    assert run["attempt"] == 4
+
+
+def test_a_consumer_that_requires_its_sandbox_refuses_to_start_outside_it(world: World) -> None:
+    # GIVEN a queued sample and a consumer configured as the unit configures it, started here
+    # (no systemd, so no mount namespace: /usr writable, /home visible)
+    key = world.upload_sample()
+    world.send(key)
+    daemon = world.start(env={"CAPILLARY_REQUIRE_SANDBOX": "true"})
+    # THEN it refuses with the configuration status (systemd does not restart it), says why, and
+    # never touched the queue
+    assert daemon.proc.wait(timeout=30) == 78
+    assert "refusing to start outside the unit's sandbox" in daemon.messages()
+    assert "ProtectSystem=strict is not in effect" in daemon.messages()
+    assert world.queue_counts() == (1, 0)
 
 
 def test_idle_shutdown_exits_with_the_idle_status(world: World) -> None:

@@ -4,7 +4,8 @@
   host service;
 - `BootedTarget`: one on the host network (it reaches the 127.0.0.1 artifact servers and the
   local AWS endpoint), with an inventory for playbook runs;
-- `boot_worker(image, ...)`: a worker container from a baked image, timed to its consumer active.
+- `boot_worker(image, ...)`: a worker container from a baked image, booted as the local platform
+  boots one, timed to its consumer active or to its first ReceiveMessage.
 
 Each container is named with a caller's prefix so a test only ever removes its own, and it is
 removed on exit of the context manager whatever happened.
@@ -13,6 +14,7 @@ removed on exit of the context manager whatever happened.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -24,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from capillary.contract.layout import STATE_FILE
 from capillary.local.podman import PODMAN_ENV, podman
 from capillary.local.project import project_dir
 
@@ -165,32 +168,51 @@ def write_launch_env(path: Path, queue_url: str, aws_env: dict[str, str]) -> Pat
     return path
 
 
-def boot_worker(image: str, name: str, launch_env: Path, timeout: float = 120) -> float:
-    """Boot a worker container from `image` and wait for its consumer to be active.
+# How the local platform starts a worker (roles/workers/tasks/up_local.yml): host network, systemd
+# as PID 1, and CAP_SYS_ADMIN, without which systemd cannot build the consumer unit's sandbox (and
+# the consumer, which checks, refuses to start).
+WORKER_PODMAN_OPTIONS = ("--network=host", "--systemd=always", "--cap-add=SYS_ADMIN")
 
-    Runs it the way local workers run (host network, systemd as PID 1, launch.env mounted) and
-    returns the seconds from `podman run` to `systemctl is-active` answering `active`. The
-    container is left running: the caller removes it (`podman rm -f <name>`), also on failure.
-    Raises TimeoutError, with the unit's journal, when the consumer is not active in `timeout`.
+
+def boot_worker(
+    image: str, name: str, launch_env: Path, timeout: float = 120, until: str = "active"
+) -> float:
+    """Boot a worker container from `image` as production does and time it.
+
+    Runs it the way local workers run (WORKER_PODMAN_OPTIONS, launch.env mounted) and returns the
+    seconds from `podman run` to `until`: `active`, systemd saying the consumer unit is active
+    (`Type=exec`: the daemon's execve), or `polling`, the daemon's first ReceiveMessage call (the
+    `first_receive_epoch` of its state file). The container is left running: the caller removes
+    it (`podman rm -f <name>`), also on failure. Raises TimeoutError, with the unit's journal, when
+    that does not happen in `timeout`.
     """
+    if until not in ("active", "polling"):
+        raise ValueError(f"until: expected 'active' or 'polling', got {until!r}")
     podman("rm", "-f", "--ignore", name)
+    started_epoch = time.time()
     t0 = time.perf_counter()
     podman(
         "run",
         "-d",
         "--name",
         name,
-        "--network=host",
-        "--systemd=always",
-        "--tmpfs=/tmp",
+        *WORKER_PODMAN_OPTIONS,
         f"--volume={launch_env}:/etc/capillary/launch.env:ro",
         image,
     )
     state = ""
     while time.perf_counter() - t0 < timeout:
-        state = podman("exec", name, "systemctl", "is-active", CONSUMER_UNIT, check=False).strip()
-        if state == "active":
-            return time.perf_counter() - t0
+        if until == "active":
+            state = podman("exec", name, "systemctl", "is-active", CONSUMER_UNIT, check=False).strip()
+            if state == "active":
+                return time.perf_counter() - t0
+        else:
+            raw = podman("exec", name, "cat", STATE_FILE, check=False)
+            with contextlib.suppress(ValueError):
+                polled = json.loads(raw or "{}").get("first_receive_epoch")
+                if polled:
+                    return float(polled) - started_epoch
+            state = "not polling yet"
         time.sleep(0.05)
     journal = podman("exec", name, "journalctl", "-u", CONSUMER_UNIT, "--no-pager", check=False)
     raise TimeoutError(f"{name}: {CONSUMER_UNIT} is {state!r} after {timeout:.0f} s\n{journal}")

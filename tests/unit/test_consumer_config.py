@@ -36,6 +36,12 @@ def test_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
     assert cfg.pcgr.assembly_refdata_dir("grch38") == Path("/srv/capillary/refdata/current/grch38")
     assert cfg.pcgr.vep_dir == Path("/srv/capillary/vep/current")
     assert cfg.state_file == Path("/run/capillary/state.json")
+    # AND a message is held five minutes at a time, whatever the queue's own visibility
+    assert cfg.visibility_extension_s == 300
+    assert cfg.heartbeat_s == 60
+    assert cfg.visibility_timeout_s == 0
+    assert cfg.upload_retry_s == 600
+    assert cfg.require_sandbox is False
     # AND the conda env is where the pcgr role installs the configured release
     assert cfg.pcgr.conda_env == Path("/opt/pcgr/2.3.2/envs/pcgr")
 
@@ -133,17 +139,26 @@ def test_default_path_may_be_absent_when_the_environment_has_the_queue(tmp_path:
             "expected an integer",
         ),
         (
-            f'queue_url = "{QUEUE}"\nheartbeat_s = 300\nvisibility_timeout_s = 300\n',
+            f'queue_url = "{QUEUE}"\nheartbeat_s = 300\nvisibility_extension_s = 300\n',
             {},
             "heartbeat_s",
-            "shorter",
+            "shorter than visibility_extension_s",
+        ),
+        (
+            f'queue_url = "{QUEUE}"\nvisibility_extension_s = 50000\n',
+            {},
+            "visibility_extension_s",
+            "0-43200",
         ),
         (
             f'queue_url = "{QUEUE}"\nvisibility_timeout_s = 50000\n',
             {},
             "visibility_timeout_s",
-            "at most 43200",
+            "0-43200",
         ),
+        (f'queue_url = "{QUEUE}"\nretry_backoff_s = 3600\n', {}, "retry_backoff_s", "0-900"),
+        (f'queue_url = "{QUEUE}"\nupload_retry_s = -1\n', {}, "upload_retry_s", "0 or more"),
+        (f'queue_url = "{QUEUE}"\ndead_letter_queue_url = "dlq"\n', {}, "dead_letter_queue_url", "queue URL"),
         (f'queue_url = "{QUEUE}"\npoll_wait_s = 30\n', {}, "poll_wait_s", "0-20"),
         (f'queue_url = "{QUEUE}"\nidle_minutes = 0\n', {}, "idle_minutes", "greater than 0"),
         (f'queue_url = "{QUEUE}"\nworkdir = "work"\n', {}, "workdir", "absolute"),

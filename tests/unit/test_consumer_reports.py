@@ -62,11 +62,17 @@ def _heartbeat(elapsed_s: float) -> tuple[Heartbeat, list[int]]:
         def change_message_visibility(self, **kwargs: object) -> None:
             granted.append(int(kwargs["VisibilityTimeout"]))  # type: ignore[call-overload]
 
-    cfg = ConsumerConfig(queue_url="https://sqs.example/1/q", visibility_timeout_s=300, heartbeat_s=60)
+    # The queue's own visibility (hours) is not what a heartbeat grants.
+    cfg = ConsumerConfig(
+        queue_url="https://sqs.example/1/q",
+        visibility_extension_s=300,
+        visibility_timeout_s=15300,
+        heartbeat_s=60,
+    )
     item = WorkItem(
         message_id="m",
         receipt="r",
-        attempt=1,
+        receive_count=1,
         received_at=time.monotonic() - elapsed_s,
         bucket="b",
         message=WorkMessage.for_sample(SampleKey.parse("inputs/b-abc123-somatic.tar.gz"), bucket="b"),
@@ -74,7 +80,7 @@ def _heartbeat(elapsed_s: float) -> tuple[Heartbeat, list[int]]:
     return Heartbeat(Sqs(), cfg, item), granted
 
 
-def test_heartbeat_extends_by_the_configured_visibility() -> None:
+def test_heartbeat_extends_by_the_rolling_window_not_the_queues_visibility() -> None:
     beat, granted = _heartbeat(elapsed_s=10)
     assert beat.extend_once() is True
     assert granted == [300]

@@ -13,6 +13,16 @@ carry only `bucket` and `key`); every other field, when present, must have its t
 `uuid` and `kind` must agree with the key. Fields this version does not know are ignored, so a
 newer intake never sends an older consumer's messages to the dead-letter queue.
 
+A message the consumer hands back (a drain, a spot notice, a restart) or retries after a failure
+is sent again as a fresh message carrying `history`, one entry per earlier attempt, so the
+sample's own failures are counted by the consumer and an interruption never spends an attempt:
+
+    "history": [{"outcome": "interrupted", "time": "…", "reason": "SIGTERM", "phase": "engine",
+                 "message_id": "…", "worker": "…"}, {"outcome": "failed", …}]
+
+A message without history (every message the intake sends) has no `history` field on the wire,
+and a consumer that predates it ignores the field.
+
 Beside it, the object-metadata keys and the claims prefix that the intake, `capillary submit`
 and the consumer share.
 """
@@ -26,9 +36,10 @@ from typing import Any
 
 from capillary.contract.samples import OUTPUT_PREFIX, SampleKey, SampleKeyError
 
-# Where a consumer takes the right to write one sample's output (`{CLAIMS_PREFIX}{name}.json`,
-# an S3 conditional create). Written and deleted by the consumer; the intake's output
-# notifications skip it (it is no `-output.tar.gz` or `-error.json`).
+# Where consumers before the conditional output PUT took the right to write one sample's output
+# (`{CLAIMS_PREFIX}{name}.json`). Today's consumer writes the output itself with If-None-Match and
+# writes no claim, but a bucket may still hold one, or an older worker may write one: the intake's
+# output notifications skip them (they are no `-output.tar.gz` or `-error.json`).
 CLAIMS_PREFIX = f"{OUTPUT_PREFIX}.claims/"
 
 # Object metadata (`x-amz-meta-*`). On an input: written by `capillary submit` (the file's
@@ -43,6 +54,17 @@ META_INPUT_SHA256 = "input-sha256"
 # META_SHA256 too, for whoever downloads it.
 META_MESSAGE_ID = "message-id"
 META_CAPILLARY_VERSION = "capillary-version"
+
+
+# The outcomes an attempt records in a message's history.
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+OUTCOMES = (FAILED, INTERRUPTED)
+# A history stays well inside SQS's 256 KiB body: at most this many entries (the oldest
+# interruptions go first; failures, which decide the dead-letter queue, are always kept), and
+# each reason cut to REASON_MAX characters.
+HISTORY_MAX = 32
+REASON_MAX = 300
 
 
 class WorkMessageError(ValueError):
@@ -60,6 +82,44 @@ def claim_key(sample: SampleKey) -> str:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One earlier attempt at a message: how it ended (`outcome`), when, and why."""
+
+    outcome: str
+    time: str
+    reason: str = ""
+    phase: str | None = None
+    message_id: str | None = None
+    worker: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise WorkMessageError("history", f"outcome {self.outcome!r} is not one of {', '.join(OUTCOMES)}")
+        if len(self.reason) > REASON_MAX:
+            object.__setattr__(self, "reason", self.reason[: REASON_MAX - 1] + "…")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Any, index: int) -> Attempt:
+        field = f"history[{index}]"
+        if not isinstance(data, dict):
+            raise WorkMessageError(field, f"must be an object, got {_json_type(data)}")
+        outcome, time = _string(data, "outcome", field), _string(data, "time", field)
+        if outcome is None or time is None:
+            raise WorkMessageError(field, "needs an outcome and a time")
+        return cls(
+            outcome=outcome,
+            time=time,
+            reason=_string(data, "reason", field) or "",
+            phase=_string(data, "phase", field),
+            message_id=_string(data, "message_id", field),
+            worker=_string(data, "worker", field),
+        )
+
+
+@dataclass(frozen=True)
 class WorkMessage:
     """One upload to process. `None` marks what the sender did not know (or an older message
     did not carry); an empty `bucket` means the consumer's configured bucket."""
@@ -73,6 +133,8 @@ class WorkMessage:
     etag: str | None = None
     event_time: str | None = None
     sequencer: str | None = None
+    # Earlier attempts, oldest first (empty for a message the intake sent).
+    history: tuple[Attempt, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -114,9 +176,32 @@ class WorkMessage:
     def sample(self) -> SampleKey:
         return SampleKey(batch=self.batch, uuid=self.uuid, kind=self.kind)
 
+    @property
+    def failures(self) -> int:
+        """Earlier attempts that failed (interruptions are not the sample's failures)."""
+        return sum(1 for a in self.history if a.outcome == FAILED)
+
+    @property
+    def interruptions(self) -> int:
+        return sum(1 for a in self.history if a.outcome == INTERRUPTED)
+
+    def with_attempt(self, attempt: Attempt) -> WorkMessage:
+        """This message with `attempt` added to its history (kept within HISTORY_MAX entries)."""
+        history = [*self.history, attempt]
+        while len(history) > HISTORY_MAX:
+            oldest = next((i for i, a in enumerate(history) if a.outcome == INTERRUPTED), 0)
+            del history[oldest]
+        return dataclasses.replace(self, history=tuple(history))
+
     def to_body(self) -> str:
-        """The JSON body of the SQS message, every field in order (`null` where unknown)."""
-        return json.dumps(dataclasses.asdict(self))
+        """The JSON body of the SQS message, every field in order (`null` where unknown); `history`
+        last, and only when there is one."""
+        body: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "history"
+        }
+        if self.history:
+            body["history"] = [a.as_dict() for a in self.history]
+        return json.dumps(body)
 
     def attributes(self) -> dict[str, dict[str, str]]:
         """SQS message attributes, for reading a queue without parsing bodies."""
@@ -153,6 +238,7 @@ class WorkMessage:
             etag=_string(data, "etag"),
             event_time=_string(data, "event_time"),
             sequencer=_string(data, "sequencer"),
+            history=_history(data),
         )
 
 
@@ -170,11 +256,21 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-def _string(data: dict[str, Any], name: str) -> str | None:
+def _string(data: dict[str, Any], name: str, within: str = "") -> str | None:
     value = data.get(name)
     if value is None or isinstance(value, str):
         return value
-    raise WorkMessageError(name, f"must be a string or null, got {_json_type(value)}")
+    field = f"{within}.{name}" if within else name
+    raise WorkMessageError(field, f"must be a string or null, got {_json_type(value)}")
+
+
+def _history(data: dict[str, Any]) -> tuple[Attempt, ...]:
+    value = data.get("history")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise WorkMessageError("history", f"must be an array or null, got {_json_type(value)}")
+    return tuple(Attempt.from_dict(entry, i) for i, entry in enumerate(value))
 
 
 def _integer(data: dict[str, Any], name: str) -> int | None:

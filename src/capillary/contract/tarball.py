@@ -33,7 +33,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol, cast
 
 from capillary.contract import assemblies
 from capillary.contract.pcgr_options import validate_options
@@ -47,10 +47,12 @@ __all__ = [
     "ExtractedSample",
     "Limits",
     "Problem",
+    "Readable",
     "TarballError",
     "Validation",
     "release_major",
     "safe_extract",
+    "safe_extract_stream",
     "validate_tarball",
     "vcf_count_problem",
 ]
@@ -619,21 +621,25 @@ class _Scanner:
             self.problems.append(Problem("unreadable", f"cannot read {self.path}: {exc.strerror}"))
             return
         with open(self.path, "rb") as raw:
-            if raw.read(2) != GZIP_MAGIC:
-                self.problems.append(Problem("not_gzip", "is not a gzip-compressed tar archive (.tar.gz)"))
-                return
-            raw.seek(0)
-            try:
-                with tarfile.open(fileobj=raw, mode="r|gz") as archive:
-                    for member in self._members(archive):
-                        if not self._check_sizes(member, compressed_size):
-                            return
-                        self._member(archive, member)
-            except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-                self.problems.append(
-                    Problem("corrupt_archive", f"is not a readable tar.gz archive ({type(exc).__name__})")
-                )
-                return
+            self.run_stream(raw, compressed_size)
+
+    def run_stream(self, raw: Readable, compressed_size: int) -> None:
+        """The scan over `raw` read once, front to back (never seeked: a file or a network body)."""
+        magic = raw.read(2)
+        if magic != GZIP_MAGIC:
+            self.problems.append(Problem("not_gzip", "is not a gzip-compressed tar archive (.tar.gz)"))
+            return
+        try:
+            with tarfile.open(fileobj=cast(IO[bytes], _Prefixed(magic, raw)), mode="r|gz") as archive:
+                for member in self._members(archive):
+                    if not self._check_sizes(member, compressed_size):
+                        return
+                    self._member(archive, member)
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+            self.problems.append(
+                Problem("corrupt_archive", f"is not a readable tar.gz archive ({type(exc).__name__})")
+            )
+            return
         if not self.aborted:
             self._sample_checks()
 
@@ -886,15 +892,52 @@ def safe_extract(
     Nothing is ever written outside `dest`. `release` as for `validate_tarball` (a worker passes
     the release it runs).
     """
+    return _extract(Path(path), Path(dest), limits, None, 0, release)
+
+
+class Readable(Protocol):
+    """What `safe_extract_stream` reads: `read(size)` only, front to back."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def safe_extract_stream(
+    fileobj: Readable,
+    dest: Path,
+    compressed_size: int,
+    limits: Limits | None = None,
+    *,
+    release: str | None = None,
+) -> ExtractedSample:
+    """`safe_extract` of a tarball read once from `fileobj` (a download, say), front to back.
+
+    The same scan and the same checks; `compressed_size` (the stream's length, e.g. its
+    Content-Length) stands in for the file size the compression-ratio limit is judged against.
+    The stream is read up to the archive's end-of-archive marker: a caller hashing it reads the
+    rest itself. `release` as for `safe_extract`.
+    """
+    return _extract(None, Path(dest), limits, fileobj, compressed_size, release)
+
+
+def _extract(
+    path: Path | None,
+    dest: Path,
+    limits: Limits | None,
+    fileobj: Readable | None,
+    compressed_size: int,
+    release: str | None,
+) -> ExtractedSample:
     major = release_major(release)
-    path = Path(path)
-    dest = Path(dest)
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     if any(dest.iterdir()):
         raise TarballError([Problem("dest_not_empty", f"extraction directory {dest} is not empty")], path)
-    scanner = _Scanner(path, limits or Limits(), dest=dest, major=major)
+    # A stream has no path: the scanner reads only `fileobj`.
+    scanner = _Scanner(path if path is not None else Path("-"), limits or Limits(), dest=dest, major=major)
     try:
-        scanner.run()
+        if fileobj is None:
+            scanner.run()
+        else:
+            scanner.run_stream(fileobj, compressed_size)
     except TarballError as exc:
         scanner.problems.extend(exc.problems)
     except BaseException:
@@ -911,6 +954,25 @@ def safe_extract(
         options=scanner.options,
         sha256=scanner.sha256,
     )
+
+
+class _Prefixed:
+    """`raw` with the bytes already read from its front (the magic number) put back."""
+
+    def __init__(self, prefix: bytes, raw: Readable) -> None:
+        self._prefix = prefix
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._prefix:
+            return self._raw.read(size)
+        head, self._prefix = self._prefix, b""
+        if size < 0:
+            return head + self._raw.read()
+        if size <= len(head):
+            head, self._prefix = head[:size], head[size:]
+            return head
+        return head + self._raw.read(size - len(head))
 
 
 def _empty(directory: Path) -> None:

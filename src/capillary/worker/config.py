@@ -37,6 +37,8 @@ DEFAULT_CONFIG = Path("/etc/capillary/consumer.toml")
 ENV_PREFIX = "CAPILLARY_"
 # SQS keeps a received message invisible for at most 12 hours after it was received.
 SQS_MAX_VISIBILITY_S = 43200
+# SQS delays a sent message at most 15 minutes.
+SQS_MAX_DELAY_S = 900
 
 
 class ConfigError(ValueError):
@@ -54,12 +56,27 @@ class ConsumerConfig:
     engine: str = "summary"
     engine_timeout_s: int = 36000
     poll_wait_s: int = 20
-    visibility_timeout_s: int = 300
+    # How long the consumer holds a message at a time: the visibility it asks for at receive and
+    # that each heartbeat (every heartbeat_s) grants again. A worker that dies holding a message
+    # gives it back within this window; a restarted consumer gives it back at once.
+    visibility_extension_s: int = 300
     heartbeat_s: int = 60
+    # The work queue's own visibility timeout (roles/intake: engine timeout + margin, published in
+    # Parameter Store): only the net under a consumer that never heartbeats. This consumer never
+    # extends by it; it is logged and recorded in the state file. 0: not known.
+    visibility_timeout_s: int = 0
     retry_backoff_s: int = 60
     idle_minutes: float = 15.0
+    # The sample's failures allowed before the consumer moves its message to the dead-letter
+    # queue (the queue's redrive maxReceiveCount, which stays the net under dying consumers).
     max_receive_count: int = 3
-    claim_ttl_s: int = 900
+    # Empty: read from the work queue's redrive policy when a message must go there.
+    dead_letter_queue_url: str = ""
+    # How long an output upload is retried (with backoff, the message kept invisible) before the
+    # attempt fails; the engine's output is kept meanwhile.
+    upload_retry_s: int = 600
+    # Refuse to start unless the systemd unit's filesystem sandbox is in effect (the unit sets it).
+    require_sandbox: bool = False
     imds_url: str = "http://169.254.169.254"
     imds_enabled: bool = True
     spot_poll_s: float = 5.0
@@ -179,27 +196,35 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
         raise ConfigError(f"state_file: must be an absolute path, got {str(cfg.state_file)!r}")
     for name in (
         "engine_timeout_s",
-        "visibility_timeout_s",
+        "visibility_extension_s",
         "heartbeat_s",
         "max_receive_count",
-        "claim_ttl_s",
     ):
         _positive(name, getattr(cfg, name))
     for name in ("idle_minutes", "spot_poll_s", "error_backoff_max_s"):
         _positive(name, getattr(cfg, name))
     if not 0 <= cfg.poll_wait_s <= 20:
         raise ConfigError(f"poll_wait_s: SQS long polls last 0-20 s, got {cfg.poll_wait_s}")
-    if cfg.visibility_timeout_s > SQS_MAX_VISIBILITY_S:
+    for name in ("visibility_extension_s", "visibility_timeout_s"):
+        if not 0 <= getattr(cfg, name) <= SQS_MAX_VISIBILITY_S:
+            raise ConfigError(f"{name}: SQS allows 0-{SQS_MAX_VISIBILITY_S}, got {getattr(cfg, name)}")
+    if cfg.heartbeat_s >= cfg.visibility_extension_s:
         raise ConfigError(
-            f"visibility_timeout_s: SQS allows at most {SQS_MAX_VISIBILITY_S}, got {cfg.visibility_timeout_s}"
+            f"heartbeat_s: must be shorter than visibility_extension_s ({cfg.visibility_extension_s}) so "
+            f"the message is extended before it expires, got {cfg.heartbeat_s}"
         )
-    if cfg.heartbeat_s >= cfg.visibility_timeout_s:
+    if not 0 <= cfg.retry_backoff_s <= SQS_MAX_DELAY_S:
         raise ConfigError(
-            f"heartbeat_s: must be shorter than visibility_timeout_s ({cfg.visibility_timeout_s}) so the "
-            f"message is extended before it expires, got {cfg.heartbeat_s}"
+            f"retry_backoff_s: a retried message is sent again with this delay, which SQS allows "
+            f"0-{SQS_MAX_DELAY_S}; got {cfg.retry_backoff_s}"
         )
-    if not 0 <= cfg.retry_backoff_s <= SQS_MAX_VISIBILITY_S:
-        raise ConfigError(f"retry_backoff_s: must be 0-{SQS_MAX_VISIBILITY_S}, got {cfg.retry_backoff_s}")
+    if cfg.upload_retry_s < 0:
+        raise ConfigError(f"upload_retry_s: must be 0 or more, got {cfg.upload_retry_s}")
+    if cfg.dead_letter_queue_url and not cfg.dead_letter_queue_url.startswith(("https://", "http://")):
+        raise ConfigError(
+            "dead_letter_queue_url: expected an SQS queue URL (http[s]://…), "
+            f"got {cfg.dead_letter_queue_url!r}"
+        )
     if not cfg.imds_url.startswith(("http://", "https://")):
         raise ConfigError(f"imds_url: expected an http URL, got {cfg.imds_url!r}")
     if cfg.pcgr.method not in ("conda", "container"):
@@ -263,9 +288,12 @@ SSM_PARAMETERS: dict[str, str | None] = {
     "platform": None,
     "bucket": "bucket",
     "work_queue_url": "queue_url",
-    "dead_letter_queue_url": None,
+    # Where the consumer moves a message that cannot succeed, or has failed max_receive_count times.
+    "dead_letter_queue_url": "dead_letter_queue_url",
     "events_queue_url": None,
     "notify_topic_arn": None,
+    # The work queue's own visibility (engine timeout + margin): the net under a consumer that never
+    # heartbeats. Not the consumer's extension (visibility_extension_s, minutes).
     "visibility_timeout_s": "visibility_timeout_s",
     # Error reports say when an attempt is the last one.
     "max_receive_count": "max_receive_count",

@@ -2,15 +2,19 @@
 
 This module is the loop: start-up, receive, the drain (signal handlers and the spot watcher only
 set an Event), idle exit, and the dispatch of one message. For each message: a fresh 0700
-workspace on the data volume, a heartbeat keeping the message invisible (`visibility`), the
-sample's pipeline (`pipeline`: download, verify, extract, engine, package) and the output side
-(`outputs`: claim, upload, error report, delete); whatever happens, the workspace is removed.
+workspace on the data volume, a heartbeat keeping the message invisible a few minutes at a time
+(`visibility`), the sample's pipeline (`pipeline`: fetch, engine, package) and the output side
+(`outputs`: upload, error report, delete); whatever happens, the workspace is removed.
 
-A failure writes `outputs/…-error.json` (reason, attempt, log tail — never VCF contents) and
-leaves the message to come back; after `max_receive_count` receives the queue moves it to the
-dead-letter queue, and the last report says so. A drain (SIGTERM, or a spot interruption notice
-read from IMDSv2) stops the engine, hands the message back at once and exits. With nothing to do
-for `idle_minutes` the daemon exits with EXIT_IDLE, on which the unit powers the worker off.
+A message that produced no output is sent again fresh, carrying its history (`requeue`): at
+once after a drain (SIGTERM, or a spot interruption notice read from IMDSv2: the engine is
+stopped, the message handed back, the daemon exits), after `retry_backoff_s` after the sample's
+own failure (with `outputs/…-error.json`: reason, attempt, log tail - never VCF contents), and
+to the dead-letter queue when it cannot succeed on retry or has failed `max_receive_count`
+times. Only the sample's own failures count. The message held is recorded in the state file, so
+a consumer restarted after a crash hands it back at start and the worker picks it up again in
+seconds. With nothing to do for `idle_minutes` the daemon exits with EXIT_IDLE, on which the
+unit powers the worker off.
 """
 
 from __future__ import annotations
@@ -31,18 +35,24 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from capillary.contract.layout import EXIT_IDLE, EXIT_OK
+from capillary.contract.layout import EXIT_CONFIG, EXIT_IDLE, EXIT_OK
 from capillary.contract.message import WorkMessage, WorkMessageError
+from capillary.worker import sandbox
 from capillary.worker.config import ConsumerConfig
 from capillary.worker.engines import get_engine
 from capillary.worker.imds import IMDSClient, IMDSError
 from capillary.worker.item import ENGINE_LOG, HandBackError, SampleFailedError, WorkItem, now_iso
 from capillary.worker.outputs import Outputs
 from capillary.worker.pipeline import SamplePipeline
+from capillary.worker.requeue import Requeue
 from capillary.worker.state import StateFile
-from capillary.worker.visibility import Heartbeat, change_visibility
+from capillary.worker.visibility import Heartbeat
 
 log = logging.getLogger("capillary.worker.daemon")
+
+
+def _iso_ms(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}Z"
 
 
 class SpotWatcher(threading.Thread):
@@ -91,8 +101,11 @@ class Consumer:
         self.stop_reason = ""
         self.state = StateFile(cfg.state_file)
         self.counts = {"processed": 0, "failed": 0, "handed_back": 0, "skipped": 0}
+        self.started = time.time()
+        self.first_receive: float | None = None
         self._identity: dict[str, str] | None = None
         self.outputs = Outputs(cfg, self.s3, self.sqs, self.stop, self.identity)
+        self.requeue = Requeue(cfg, self.sqs, self.identity)
         self.pipeline = SamplePipeline(
             cfg, self.s3, self.engine, self.outputs, self.stop, self.identity, self._phase
         )
@@ -120,13 +133,19 @@ class Consumer:
         return self._identity
 
     def _write_state(self, state: str, **extra: Any) -> None:
+        timing: dict[str, Any] = {"started": _iso_ms(self.started), "started_epoch": self.started}
+        if self.first_receive is not None:
+            timing["first_receive"] = _iso_ms(self.first_receive)
+            timing["first_receive_epoch"] = self.first_receive
         self.state.write(
             {
                 "state": state,
                 "pid": os.getpid(),
                 "engine": self.cfg.engine,
                 "queue_url": self.cfg.queue_url,
+                "visibility_extension_s": self.cfg.visibility_extension_s,
                 "updated": now_iso(),
+                **timing,
                 **self.counts,
                 **extra,
             }
@@ -141,25 +160,56 @@ class Consumer:
             )
             shutil.rmtree(stale, ignore_errors=True)
 
+    def release_predecessor(self) -> None:
+        """Hand back at once what an earlier run of this consumer held when it died (its state file
+        under /run survives a restart of the daemon, not a reboot)."""
+        previous = self.state.read()
+        if not previous or previous.get("pid") == os.getpid():
+            return
+        for held in previous.get("held") or []:
+            if isinstance(held, dict):
+                self.requeue.release(
+                    held, f"the consumer restarted (pid {previous.get('pid')} stopped holding it)"
+                )
+
+    def sandbox_problems(self) -> list[str]:
+        return sandbox.problems() if self.cfg.require_sandbox else []
+
     def run(self, once: bool = False) -> int:
-        """The loop. Returns the exit status: EXIT_OK after a drain or `once`, EXIT_IDLE when idle."""
+        """The loop. Returns the exit status: EXIT_OK after a drain or `once`, EXIT_IDLE when idle,
+        EXIT_CONFIG when the unit's sandbox is required and not in effect."""
+        refused = self.sandbox_problems()
+        if refused:
+            log.error(
+                "refusing to start outside the unit's sandbox: %s (systemd could not build its mount "
+                "namespace: a container without CAP_SYS_ADMIN?)",
+                "; ".join(refused),
+                extra={"phase": "startup", "reason": "; ".join(refused), "status": EXIT_CONFIG},
+            )
+            return EXIT_CONFIG
         self.clean_workdir()
+        self.release_predecessor()
         watcher: SpotWatcher | None = None
         if self.cfg.imds_enabled:
             watcher = SpotWatcher(self)
             watcher.start()
         log.info(
-            "consumer started: engine %s, queue %s",
+            "consumer started: engine %s, queue %s; a message is held %d s at a time, extended every "
+            "%d s (the queue's own visibility, %s, is only the net)",
             self.cfg.engine,
             self.cfg.queue_url,
+            self.cfg.visibility_extension_s,
+            self.cfg.heartbeat_s,
+            f"{self.cfg.visibility_timeout_s} s" if self.cfg.visibility_timeout_s else "not configured",
             extra={"phase": "startup"},
         )
-        idle_since = time.monotonic()
+        idle_since = now_iso()
+        idle_at = time.monotonic()
         backoff = 1.0
         status = EXIT_OK
         try:
             while not self.stop.is_set():
-                self._write_state("idle", idle_since_s=round(time.monotonic() - idle_since, 1))
+                self._write_state("idle", idle_since=idle_since)
                 try:
                     messages = self.receive()
                 except (BotoCoreError, ClientError) as exc:
@@ -174,13 +224,13 @@ class Consumer:
                     backoff = 1.0
                 if messages:
                     self.handle(messages[0])
-                    idle_since = time.monotonic()
+                    idle_since, idle_at = now_iso(), time.monotonic()
                     if once:
                         break
                     continue
                 if once and backoff == 1.0:
                     break
-                if time.monotonic() - idle_since >= self.cfg.idle_minutes * 60:
+                if time.monotonic() - idle_at >= self.cfg.idle_minutes * 60:
                     log.info(
                         "idle for %.1f minutes with nothing in flight: exiting for shutdown",
                         self.cfg.idle_minutes,
@@ -192,6 +242,7 @@ class Consumer:
         finally:
             if watcher is not None:
                 watcher.finished.set()
+            self.settle()
         if self.stop.is_set():
             log.info("stopped (%s)", self.stop_reason, extra={"phase": "drain"})
             self._write_state("stopped", reason=self.stop_reason)
@@ -199,47 +250,59 @@ class Consumer:
             self._write_state("stopped", reason="once")
         return status
 
+    def settle(self) -> None:
+        """Wait until the messages of every uploaded output are deleted."""
+        self.outputs.settle()
+
     def receive(self) -> list[dict[str, Any]]:
+        called = time.time()
         resp = self.sqs.receive_message(
             QueueUrl=self.cfg.queue_url,
             MaxNumberOfMessages=1,
             WaitTimeSeconds=self.cfg.poll_wait_s,
-            AttributeNames=["All"],
+            # The rolling window from the start: a worker that dies before its first heartbeat
+            # gives the message back in minutes, not after the queue's hours.
+            VisibilityTimeout=self.cfg.visibility_extension_s,
+            AttributeNames=["ApproximateReceiveCount"],
         )
+        if self.first_receive is None:
+            # Boot -> polling: the moment the first ReceiveMessage that got through was made.
+            self.first_receive = called
+            log.info(
+                "first ReceiveMessage %.3f s after start",
+                called - self.started,
+                extra={"phase": "startup", "duration_s": round(called - self.started, 3)},
+            )
         messages: list[dict[str, Any]] = resp.get("Messages", [])
         return messages
 
     # -- one message -----------------------------------------------------------------------------
 
-    def parse(self, message: dict[str, Any]) -> WorkItem | None:
+    def parse(self, message: dict[str, Any]) -> WorkItem | str:
+        """The work item, or why the body is none."""
         mid = message.get("MessageId", "")
-        attempt = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
         try:
             work = WorkMessage.from_body(message.get("Body", ""))
             bucket = work.bucket or self.cfg.bucket
             if not bucket:
                 raise WorkMessageError("bucket", "not in the message and none configured")
         except WorkMessageError as exc:
-            # Not a sample we can name, so no report can be written beside it: leave it for the DLQ.
-            log.error(
-                "unusable work message (%s): leaving it for the dead-letter queue",
-                exc,
-                extra={"message_id": mid, "attempt": attempt, "phase": "parse"},
-            )
-            return None
+            return str(exc)
         return WorkItem(
             message_id=mid,
             receipt=message["ReceiptHandle"],
-            attempt=attempt,
+            receive_count=int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
             received_at=time.monotonic(),
             bucket=bucket,
             message=work,
+            body=str(message.get("Body", "")),
         )
 
     def handle(self, message: dict[str, Any]) -> None:
         item = self.parse(message)
-        if item is None:
-            self._set_visibility(message["ReceiptHandle"], self.cfg.retry_backoff_s, {})
+        if isinstance(item, str):
+            # Not a sample we can name, so no report can be written beside it; it never parses.
+            self.requeue.dead_letter_unusable(message, item)
             return
         log.info("received", extra={**item.ctx, "phase": "receive"})
         heartbeat = Heartbeat(self.sqs, self.cfg, item)
@@ -247,41 +310,63 @@ class Consumer:
         workspace = Path(tempfile.mkdtemp(prefix="msg-", dir=self.cfg.workdir))
         workspace.chmod(0o700)
         try:
-            self._write_state("working", message_id=item.message_id, key=item.key, sample=item.sample.name)
+            self._phase(item, "fetch")
             settled = self.pipeline.run(item, workspace, heartbeat)
-            if settled != "deferred":
-                self.counts[settled] += 1
+            self.counts[settled] += 1
         except HandBackError:
-            heartbeat.stop()
-            self._set_visibility(item.receipt, 0, item.ctx)
-            self.counts["handed_back"] += 1
-            log.warning(
-                "handed the message back (%s)", self.stop_reason, extra={**item.ctx, "phase": "drain"}
-            )
+            self._hand_back(item, heartbeat, self.stop_reason or "drain")
         except SampleFailedError as failure:
-            heartbeat.stop()
-            self._failed(item, failure, workspace)
+            self._failed(item, heartbeat, failure, workspace)
         except (BotoCoreError, ClientError) as exc:
             # The endpoint failing mid-run: nothing was deleted, so the message simply returns.
-            heartbeat.stop()
-            self._failed(item, SampleFailedError("aws", f"S3/SQS request failed: {exc}"), workspace)
+            aws = SampleFailedError("aws", f"S3/SQS request failed: {exc}")
+            self._failed(item, heartbeat, aws, workspace)
         except Exception as exc:  # a bug or an unexpected service error must not kill the daemon
-            heartbeat.stop()
             log.exception("unexpected error", extra={**item.ctx, "phase": "unexpected"})
-            self._failed(item, SampleFailedError("unexpected", f"{type(exc).__name__}: {exc}"), workspace)
+            bug = SampleFailedError("unexpected", f"{type(exc).__name__}: {exc}")
+            self._failed(item, heartbeat, bug, workspace)
         finally:
             heartbeat.stop()
             shutil.rmtree(workspace, ignore_errors=True)
             log.info("workspace removed", extra={**item.ctx, "phase": "cleanup"})
 
-    def _failed(self, item: WorkItem, failure: SampleFailedError, workspace: Path) -> None:
-        self.counts["failed"] += 1
-        self.outputs.report_failure(item, failure, workspace / ENGINE_LOG)
+    def _hand_back(self, item: WorkItem, heartbeat: Heartbeat, reason: str) -> None:
+        heartbeat.stop()
+        self.requeue.hand_back(item, reason, item.phase)
+        self.counts["handed_back"] += 1
 
-    def _set_visibility(self, receipt: str, seconds: int, ctx: dict[str, Any]) -> None:
-        change_visibility(self.sqs, self.cfg.queue_url, receipt, seconds, ctx)
+    def _failed(
+        self, item: WorkItem, heartbeat: Heartbeat, failure: SampleFailedError, workspace: Path
+    ) -> None:
+        if self.stop.is_set() and failure.retryable:
+            # What fails while the daemon is being stopped fails because of it: not the sample's.
+            reason = f"{self.stop_reason or 'drain'}; {failure.phase}: {failure.reason}"
+            self._hand_back(item, heartbeat, reason)
+            return
+        heartbeat.stop()
+        self.counts["failed"] += 1
+        final = not failure.retryable or item.failures + 1 >= self.cfg.max_receive_count
+        self.outputs.report_failure(item, failure, workspace / ENGINE_LOG, final=final)
+        if final:
+            self.requeue.dead_letter(item, failure)
+        else:
+            self.requeue.retry(item, failure)
 
     def _phase(self, item: WorkItem, phase: str) -> None:
+        item.phase = phase
+        held = {
+            "message_id": item.message_id,
+            "receipt": item.receipt,
+            "receive_count": item.receive_count,
+            "key": item.key,
+            "phase": phase,
+            "body": item.body,
+        }
         self._write_state(
-            "working", message_id=item.message_id, key=item.key, sample=item.sample.name, phase=phase
+            "working",
+            message_id=item.message_id,
+            key=item.key,
+            sample=item.sample.name,
+            phase=phase,
+            held=[held],
         )

@@ -1,19 +1,26 @@
-"""The input of one work message, downloaded into the workspace and verified.
+"""The input of one work message: downloaded, verified and unpacked in one pass.
 
 The message names the upload (its etag and size), so no round trip precedes the download: the
-output's record is checked (already done?), then a GET conditional on the etag streams the bytes
-to disk, hashing them as they arrive - sha256 against the `sha256` metadata `capillary submit`
-writes, else MD5 against a single-part ETag; a multipart upload without that metadata is logged
-as unverified. The size is checked against `max_tarball_bytes` before a byte arrives.
+output's record (already done?) is asked for while a GET conditional on the etag goes out, and
+the GET is read once,
+front to back: every byte goes through the hash on its way into the safe extractor
+(`capillary.contract.tarball.safe_extract_stream`), which unpacks into the workspace as the bytes
+arrive. No tarball is ever written to disk and nothing is read twice. At the end of the stream
+the digest is checked - sha256 against the `sha256` metadata `capillary submit` writes, else MD5
+against a single-part ETag (a multipart upload without that metadata is logged as unverified) -
+and on a mismatch everything unpacked is removed before anything trusts it. The size is checked
+against `max_tarball_bytes` before a byte arrives.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +28,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from capillary.contract.message import META_SHA256
+from capillary.contract.tarball import ExtractedSample, TarballError, safe_extract_stream
 from capillary.worker.config import ConsumerConfig
 from capillary.worker.item import HandBackError, SampleFailedError, WorkItem, check_drain
 from capillary.worker.outputs import Outputs, is_output_of
@@ -37,17 +45,85 @@ class _InputChangedError(Exception):
 
 @dataclass(frozen=True)
 class Fetched:
-    """The downloaded input: where it is and what it was."""
+    """The input, unpacked and verified: the sample and what the upload was."""
 
-    tarball: Path
+    sample: ExtractedSample
     etag: str
     sha256: str
     size: int
     verified: str
 
 
+class HashingBody:
+    """A GET's body read once: each byte through sha256 (and MD5 when an ETag is to be checked)
+    on its way to the reader, in CHUNK-sized network reads whatever size the reader asks for.
+
+    A drain stops it (HandBackError). The error it raised, if any, is kept in `error`, so the
+    caller can tell a network failure from a tarball the extractor refused.
+    """
+
+    def __init__(self, body: Any, stop: threading.Event, *, want_md5: bool) -> None:
+        self.body = body
+        self.stop = stop
+        self.sha = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
+        self.size = 0
+        self.error: BaseException | None = None
+        self._buf = memoryview(b"")
+        self._eof = False
+
+    def _fill(self) -> None:
+        if self.stop.is_set():
+            self.error = HandBackError()
+            raise self.error
+        try:
+            chunk = self.body.read(CHUNK)
+        except Exception as exc:
+            self.error = exc
+            raise
+        if not chunk:
+            self._eof = True
+            return
+        self.sha.update(chunk)
+        if self.md5 is not None:
+            self.md5.update(chunk)
+        self.size += len(chunk)
+        self._buf = memoryview(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            parts = [bytes(self._buf)]
+            self._buf = memoryview(b"")
+            while not self._eof:
+                self._fill()
+                parts.append(bytes(self._buf))
+                self._buf = memoryview(b"")
+            return b"".join(parts)
+        if not self._buf and not self._eof:
+            self._fill()
+        if len(self._buf) >= size:
+            out, self._buf = self._buf[:size], self._buf[size:]
+            return bytes(out)
+        parts = [bytes(self._buf)]
+        wanted = size - len(self._buf)
+        self._buf = memoryview(b"")
+        while wanted > 0 and not self._eof:
+            self._fill()
+            take, self._buf = self._buf[:wanted], self._buf[wanted:]
+            parts.append(bytes(take))
+            wanted -= len(take)
+        return b"".join(parts)
+
+    def drain(self) -> None:
+        """Read what the extractor left (the archive's padding) through the hash, to the end."""
+        self._buf = memoryview(b"")
+        while not self._eof:
+            self._fill()
+            self._buf = memoryview(b"")
+
+
 class InputFetcher:
-    """Downloads and verifies the input a work item names."""
+    """Downloads, verifies and unpacks the input a work item names."""
 
     def __init__(
         self,
@@ -62,9 +138,11 @@ class InputFetcher:
         self.outputs = outputs
         self.stop = stop
         self.on_phase = on_phase
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="output-listing")
 
     def fetch(self, item: WorkItem, ws: Path) -> Fetched | None:
-        """The input downloaded and verified, or None when its output exists (message deleted)."""
+        """The input unpacked into `ws/input` and verified, or None when its output exists
+        (message deleted)."""
         etag = (item.message.etag or "").strip('"')
         if etag:
             try:
@@ -114,17 +192,39 @@ class InputFetcher:
         )
 
     def _fetch(self, item: WorkItem, ws: Path, etag: str, size: int | None) -> Fetched | None:
-        # The output's record of its input keys idempotence: (key, etag), or the same bytes.
-        recorded = self.outputs.recorded_input(item)
-        if is_output_of(recorded, etag):
-            self._already_done(item)
-            return None
         check_drain(self.stop)
-        self.on_phase(item, "download")
-        t0 = time.monotonic()
         self._check_size(size)
+        self.on_phase(item, "fetch")
+        t0 = time.monotonic()
+        # The output's record of its input keys idempotence: (key, etag), or the same bytes. It is
+        # asked for while the GET goes out, so the check costs no round trip of its own; when the
+        # output is there (a duplicate), the GET is closed unread.
+        listing = self._pool.submit(self.outputs.recorded_input, item)
         try:
-            obj = self.s3.get_object(Bucket=item.bucket, Key=item.key, IfMatch=etag)
+            obj = self._get(item, etag)
+        finally:
+            wait([listing])  # it may have failed too; either way it is over before we go on
+        body = obj["Body"]
+        try:
+            recorded = listing.result()
+            expected_sha = str(obj.get("Metadata", {}).get(META_SHA256, "")).lower()
+            if is_output_of(recorded, etag, expected_sha):
+                self._already_done(item)
+                return None
+            length = int(obj.get("ContentLength", 0))
+            self._check_size(length)
+            stream = HashingBody(body, self.stop, want_md5=not expected_sha and "-" not in etag)
+            sample, verified = self._unpack(item, stream, ws / "input", length, etag, expected_sha)
+        finally:
+            body.close()
+        item.timings["fetch_s"] = time.monotonic() - t0
+        return Fetched(
+            sample=sample, etag=etag, sha256=stream.sha.hexdigest(), size=stream.size, verified=verified
+        )
+
+    def _get(self, item: WorkItem, etag: str) -> dict[str, Any]:
+        try:
+            obj: dict[str, Any] = self.s3.get_object(Bucket=item.bucket, Key=item.key, IfMatch=etag)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
@@ -132,46 +232,43 @@ class InputFetcher:
             if code in ("PreconditionFailed", "412"):
                 raise _InputChangedError() from exc
             raise
-        body = obj["Body"]
+        return obj
+
+    def _unpack(
+        self, item: WorkItem, stream: HashingBody, dest: Path, length: int, etag: str, expected_sha: str
+    ) -> tuple[ExtractedSample, str]:
+        """Extract while the bytes arrive; the digest is checked at the end of the stream, and a
+        mismatch removes everything extracted before anything uses it."""
         try:
-            expected_sha = str(obj.get("Metadata", {}).get(META_SHA256, "")).lower()
-            if expected_sha and is_output_of(recorded, etag, expected_sha):
-                self._already_done(item)
-                return None
-            self._check_size(int(obj.get("ContentLength", 0)))
-            tarball = ws / "input.tar.gz"
-            sha, md5, received = self._stream(body, tarball, want_md5=not expected_sha)
-        finally:
-            body.close()
-        item.timings["download_s"] = time.monotonic() - t0
-        verified = self._verify(item, etag, expected_sha, sha, md5)
-        return Fetched(tarball=tarball, etag=etag, sha256=sha, size=received, verified=verified)
+            sample = safe_extract_stream(stream, dest, length)
+        except TarballError as exc:
+            if stream.error is not None:
+                # The network (or a drain) broke the stream, not the tarball.
+                raise stream.error from None
+            # Refused for good only if these are the bytes that were uploaded: a download
+            # damaged on its way is the network's fault, and a retry mends it.
+            stream.drain()
+            self._verify(item, etag, expected_sha, stream)
+            raise SampleFailedError("extract", f"the tarball was refused: {exc}", retryable=False) from exc
+        try:
+            stream.drain()
+            verified = self._verify(item, etag, expected_sha, stream)
+        except BaseException:
+            shutil.rmtree(dest, ignore_errors=True)
+            raise
+        return sample, verified
 
-    def _stream(self, body: Any, dest: Path, *, want_md5: bool) -> tuple[str, str | None, int]:
-        """Write the body to `dest`, hashing as the bytes arrive."""
-        sha = hashlib.sha256()
-        md5 = hashlib.md5(usedforsecurity=False) if want_md5 else None
-        size = 0
-        with dest.open("wb") as fh:
-            for chunk in body.iter_chunks(CHUNK):
-                if self.stop.is_set():
-                    raise HandBackError()
-                fh.write(chunk)
-                sha.update(chunk)
-                if md5 is not None:
-                    md5.update(chunk)
-                size += len(chunk)
-        return sha.hexdigest(), md5.hexdigest() if md5 is not None else None, size
-
-    def _verify(self, item: WorkItem, etag: str, expected_sha: str, sha: str, md5: str | None) -> str:
+    def _verify(self, item: WorkItem, etag: str, expected_sha: str, stream: HashingBody) -> str:
         """How the download was verified (for run.json); SampleFailedError when it does not match."""
+        sha = stream.sha.hexdigest()
         if expected_sha:
             if sha != expected_sha:
                 raise SampleFailedError(
                     "verify", f"sha256 mismatch: metadata says {expected_sha}, downloaded {sha}"
                 )
             return "sha256 metadata"
-        if "-" not in etag and md5 is not None:
+        if stream.md5 is not None:
+            md5 = stream.md5.hexdigest()
             if md5 != etag:
                 raise SampleFailedError(
                     "verify", f"MD5 mismatch with the single-part ETag {etag}: downloaded {md5}"

@@ -2,9 +2,10 @@
 
 The daemon (`daemon`) turns an SQS message into a `WorkItem`; the sample's pipeline (`pipeline`)
 and the output side (`outputs`) work on it. An attempt ends in one of three ways: settled
-(`Settled`: processed, skipped as already done, or deferred to a worker already writing it),
-failed (`SampleFailedError`: an error report, and the message returns), or handed back
-(`HandBackError`: a drain, the message is visible again at once).
+(`Settled`: processed, or skipped as already done), failed (`SampleFailedError`: an error
+report, and the message is sent again after a backoff or, when it cannot succeed, moved to the
+dead-letter queue), or handed back (`HandBackError`: a drain, the message is back at once
+without spending an attempt). `requeue` does the sending.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from capillary.contract.samples import SampleKey
 ENGINE_LOG = "engine.log"
 
 # How an attempt that did not fail ended; the daemon counts these in its state file.
-Settled = Literal["processed", "skipped", "deferred"]
+Settled = Literal["processed", "skipped"]
 
 
 class SampleFailedError(Exception):
@@ -48,12 +49,31 @@ def check_drain(stop: threading.Event) -> None:
 class WorkItem:
     message_id: str
     receipt: str
-    attempt: int
+    # SQS's ApproximateReceiveCount of this message: above 1 only when an earlier receiver died
+    # holding it (handed-back and retried messages are sent again, fresh).
+    receive_count: int
     received_at: float
     # The message's bucket, or the consumer's configured one when the message names none.
     bucket: str
     message: WorkMessage
+    # The body as received: sent again (with its history grown) when the message is handed back.
+    body: str = ""
+    # Where the attempt is (fetch, engine, upload): recorded with an interruption.
+    phase: str = "receive"
+    # An earlier attempt's error report is beside the output's key: removed once the output is in.
+    stale_report: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def attempt(self) -> int:
+        """Which attempt at this sample this is, counting every earlier one (failed, interrupted,
+        or lost with a dead worker)."""
+        return len(self.message.history) + self.receive_count
+
+    @property
+    def failures(self) -> int:
+        """The sample's own earlier failures (interruptions do not count)."""
+        return self.message.failures
 
     @property
     def key(self) -> str:

@@ -1,26 +1,30 @@
-"""Where an attempt ends in the bucket and the queue: the already-done check, the claim, the
-upload, the error report and the message's deletion.
+"""Where an attempt ends in the bucket: the already-done check, the upload, the error report
+and the message's deletion.
 
-One output per sample even with workers racing: before uploading, a worker takes the sample's
-claim (an S3 conditional create under `CLAIMS_PREFIX`); a worker that finds the claim taken
-either deletes its message (the output is there) or lets it return later. The message is deleted
-only once the output is safe. A failure writes `outputs/…-error.json` (reason, attempt, log tail
-- never VCF contents) and leaves the message to return, until the queue's redrive policy moves it
-to the dead-letter queue.
+One output per sample even with workers racing: the output is written with a conditional PUT
+(`If-None-Match: *`), so of two workers finishing the same sample one writes and the other finds
+the output there, made from the same input, and deletes its message. An output made from an
+older upload of the same key is replaced only as the object it is (`If-Match` on its ETag). The
+message is deleted only once the output is safe (in the background: the daemon goes on to its
+next receive, and waits for it before it exits). An upload that fails is retried with backoff for
+`upload_retry_s` while the heartbeat keeps the message: the engine's output waits in the
+workspace, and an S3 outage never re-runs the engine. A failure writes `outputs/…-error.json`
+(reason, attempt, log tail - never VCF contents); what becomes of the message is `requeue`'s.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from capillary import __version__
@@ -30,14 +34,19 @@ from capillary.contract.message import (
     META_INPUT_SHA256,
     META_MESSAGE_ID,
     META_SHA256,
-    claim_key,
 )
+from capillary.contract.samples import OUTPUT_PREFIX
 from capillary.worker.config import ConsumerConfig
-from capillary.worker.item import SampleFailedError, Settled, WorkItem, now_iso
-from capillary.worker.visibility import change_visibility
+from capillary.worker.item import HandBackError, SampleFailedError, Settled, WorkItem, now_iso
 
 # The daemon's logger: every line the worker logs carries the same `logger` name.
 log = logging.getLogger("capillary.worker.daemon")
+
+# S3's largest single PUT: a conditional write of a larger output would need a multipart upload.
+S3_MAX_PUT_BYTES = 5 * 1024**3
+_PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
+# The errors an upload retries: the endpoint unreachable or failing (never a refused request).
+_UPLOAD_ERRORS = (BotoCoreError, ClientError, S3UploadFailedError, OSError)
 
 
 def _looks_like_vcf_data(line: str) -> bool:
@@ -68,7 +77,7 @@ def is_output_of(recorded: Mapping[str, str] | None, etag: str, sha256: str = ""
 
 
 class Outputs:
-    """The output side of one worker: its S3 and SQS calls after (and before) a run."""
+    """The output side of one worker: its S3 calls after (and before) a run, and the delete."""
 
     def __init__(
         self,
@@ -83,107 +92,146 @@ class Outputs:
         self.sqs = sqs
         self.stop = stop
         self.identity = identity
+        # One thread: deletes happen in the order the uploads did.
+        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="after-upload")
 
     def recorded_input(self, item: WorkItem) -> dict[str, str] | None:
-        """The metadata of this sample's output (which input made it), or None when there is none."""
+        """The metadata of this sample's output (which input made it), or None when there is none.
+
+        One listing of the sample's names under outputs/ answers both questions a run asks of
+        the bucket - is there an output (then its metadata is read), is there an earlier
+        attempt's report (then it goes once the output is in: `item.stale_report`) - so a first
+        run costs one call before its GET, and none after its upload to tidy up."""
+        found: set[str] = set()
+        wanted = {item.sample.output_key, item.sample.error_key}
+        kwargs: dict[str, Any] = {"Bucket": item.bucket, "Prefix": f"{OUTPUT_PREFIX}{item.sample.name}-"}
+        while True:
+            page = self.s3.list_objects_v2(**kwargs)
+            found |= {o["Key"] for o in page.get("Contents", [])} & wanted
+            if found == wanted or not page.get("IsTruncated"):
+                break
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        item.stale_report = item.sample.error_key in found
+        if item.sample.output_key not in found:
+            return None
+        head = self._head_output(item)
+        return None if head is None else dict(head.get("Metadata", {}))
+
+    def _head_output(self, item: WorkItem) -> dict[str, Any] | None:
         try:
-            out = self.s3.head_object(Bucket=item.bucket, Key=item.sample.output_key)
+            head: dict[str, Any] = self.s3.head_object(Bucket=item.bucket, Key=item.sample.output_key)
         except ClientError:
             return None
-        recorded: dict[str, str] = out.get("Metadata", {})
-        return recorded
-
-    def already_done(self, item: WorkItem, etag: str, sha: str) -> bool:
-        return is_output_of(self.recorded_input(item), etag, sha)
-
-    def _claim(self, item: WorkItem, etag: str) -> bool:
-        """Take the right to write this sample's output (S3 conditional create); a stale claim
-        (a worker killed mid-upload) is taken over after `claim_ttl_s`."""
-        key = claim_key(item.sample)
-        body = json.dumps({"message_id": item.message_id, "input_etag": etag, "time": now_iso()}).encode()
-        try:
-            self.s3.put_object(Bucket=item.bucket, Key=key, Body=body, IfNoneMatch="*")
-            return True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") not in (
-                "PreconditionFailed",
-                "412",
-                "ConditionalRequestConflict",
-            ):
-                raise
-        try:
-            claim = self.s3.head_object(Bucket=item.bucket, Key=key)
-        except ClientError:
-            return self._claim(item, etag) if not self.stop.is_set() else False
-        age = (dt.datetime.now(dt.UTC) - claim["LastModified"]).total_seconds()
-        if age < self.cfg.claim_ttl_s:
-            return False
-        try:
-            self.s3.put_object(Bucket=item.bucket, Key=key, Body=body, IfMatch=claim["ETag"])
-            return True
-        except ClientError:
-            return False
-
-    def _release_claim(self, item: WorkItem) -> None:
-        with contextlib.suppress(BotoCoreError, ClientError):
-            self.s3.delete_object(Bucket=item.bucket, Key=claim_key(item.sample))
+        return head
 
     def upload(self, item: WorkItem, package: Path, package_sha256: str, etag: str, sha: str) -> Settled:
-        """Upload the output tarball made from the input (`etag`, `sha`), then delete the message."""
+        """Upload the output tarball made from the input (`etag`, `sha`), then delete the message.
+
+        Retried with backoff for `upload_retry_s` (once only during a drain); the package is kept
+        until it is in S3."""
         ctx = item.ctx
-        try:
-            claimed = self._claim(item, etag)
-        except (BotoCoreError, ClientError) as exc:
-            raise SampleFailedError("upload", f"output upload failed: {exc}") from exc
-        if claimed and self.already_done(item, etag, sha):
-            # Another worker finished between our first check and the claim.
-            self._release_claim(item)
-            claimed = False
-        if not claimed:
-            if self.already_done(item, etag, sha):
-                self.delete(item)
-                log.info(
-                    "another worker wrote this output: deleted the message", extra={**ctx, "phase": "upload"}
+        size = package.stat().st_size
+        if size > S3_MAX_PUT_BYTES:
+            raise SampleFailedError(
+                "package", f"the output is {size} bytes, more than S3's {S3_MAX_PUT_BYTES}-byte single PUT"
+            )
+        metadata = {
+            META_INPUT_ETAG: etag,
+            META_INPUT_SHA256: sha,
+            META_SHA256: package_sha256,
+            META_MESSAGE_ID: item.message_id,
+            META_CAPILLARY_VERSION: __version__,
+        }
+        t0 = time.monotonic()
+        deadline = t0 + self.cfg.upload_retry_s
+        delay = 1.0
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                written = self._write_once(item, package, metadata, etag, sha)
+                break
+            except _UPLOAD_ERRORS as exc:
+                if self.stop.is_set() or time.monotonic() + delay > deadline:
+                    raise SampleFailedError(
+                        "upload", f"output upload failed after {tries} tries: {_describe(exc)}"
+                    ) from exc
+                log.warning(
+                    "output upload failed (try %d), retrying in %.0f s; the output is kept: %s",
+                    tries,
+                    delay,
+                    _describe(exc),
+                    extra={**ctx, "phase": "upload"},
                 )
-                return "skipped"
-            log.warning(
-                "another worker is writing this output: message returns later",
-                extra={**ctx, "phase": "upload"},
+                if self.stop.wait(delay):
+                    raise HandBackError() from exc
+                delay = min(delay * 2, self.cfg.error_backoff_max_s)
+        if not written:
+            self.delete(item)
+            log.info(
+                "another worker wrote this output: deleted the message", extra={**ctx, "phase": "upload"}
             )
-            change_visibility(self.sqs, self.cfg.queue_url, item.receipt, self.cfg.retry_backoff_s, ctx)
-            return "deferred"
-        try:
-            t0 = time.monotonic()
-            self.s3.upload_file(
-                str(package),
-                item.bucket,
-                item.sample.output_key,
-                ExtraArgs={
-                    "ContentType": "application/gzip",
-                    "Metadata": {
-                        META_INPUT_ETAG: etag,
-                        META_INPUT_SHA256: sha,
-                        META_SHA256: package_sha256,
-                        META_MESSAGE_ID: item.message_id,
-                        META_CAPILLARY_VERSION: __version__,
-                    },
-                },
-            )
-            item.timings["upload_s"] = time.monotonic() - t0
-        except (BotoCoreError, ClientError, OSError) as exc:
-            # Not uploaded, so not deleted: the message comes back and the sample runs again.
-            raise SampleFailedError("upload", f"output upload failed: {exc}") from exc
-        finally:
-            self._release_claim(item)
-        with contextlib.suppress(BotoCoreError, ClientError):
-            self.s3.delete_object(Bucket=item.bucket, Key=item.sample.error_key)
-        self.delete(item)
+            return "skipped"
+        item.timings["upload_s"] = time.monotonic() - t0
         log.info(
-            "output uploaded to %s; message deleted",
+            "output uploaded to %s",
             item.sample.output_key,
             extra={**ctx, "phase": "done", "duration_s": round(time.monotonic() - item.received_at, 2)},
         )
+        # The sample is done: the bookkeeping after it overlaps with the next receive.
+        self._after.submit(self._tidy, item)
         return "processed"
+
+    def _tidy(self, item: WorkItem) -> None:
+        """After an upload: the earlier attempts' report goes, then the message. Either failing
+        is harmless (the output is safe; the message returns and is skipped as done)."""
+        if item.stale_report or item.failures:
+            # An earlier attempt's report no longer says what happened to the sample.
+            with contextlib.suppress(BotoCoreError, ClientError):
+                self.s3.delete_object(Bucket=item.bucket, Key=item.sample.error_key)
+        self.delete(item)
+        log.info("message deleted", extra={**item.ctx, "phase": "done"})
+
+    def settle(self) -> None:
+        """Wait for the bookkeeping of every upload so far (before the daemon exits)."""
+        wait_for = self._after.submit(lambda: None)
+        wait_for.result()
+
+    def _write_once(
+        self, item: WorkItem, package: Path, metadata: dict[str, str], etag: str, sha: str
+    ) -> bool:
+        """Write the output unless this input's output is there already (False)."""
+        condition: dict[str, str] = {"IfNoneMatch": "*"}
+        for _ in range(3):
+            try:
+                self._put(item, package, metadata, condition)
+                return True
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in _PRECONDITION_FAILED:
+                    raise
+            # An output is there: this input's (another worker won), or an older upload's.
+            head = self._head_output(item)
+            if head is None:
+                condition = {"IfNoneMatch": "*"}  # deleted meanwhile
+                continue
+            if is_output_of(head.get("Metadata", {}), etag, sha):
+                return False
+            condition = {"IfMatch": str(head["ETag"])}
+        changing = {"Code": "PreconditionFailed", "Message": "the output kept changing while being written"}
+        raise ClientError({"Error": changing}, "PutObject")
+
+    def _put(
+        self, item: WorkItem, package: Path, metadata: dict[str, str], condition: dict[str, str]
+    ) -> None:
+        with package.open("rb") as body:
+            self.s3.put_object(
+                Bucket=item.bucket,
+                Key=item.sample.output_key,
+                Body=body,
+                ContentType="application/gzip",
+                Metadata=metadata,
+                **condition,
+            )
 
     def delete(self, item: WorkItem) -> None:
         """Delete the message; if that fails the output is already safe, so the message simply
@@ -197,8 +245,24 @@ class Outputs:
                 extra={**item.ctx, "phase": "delete"},
             )
 
-    def report_failure(self, item: WorkItem, failure: SampleFailedError, engine_log: Path) -> None:
-        final = item.attempt >= self.cfg.max_receive_count
+    def report_failure(
+        self, item: WorkItem, failure: SampleFailedError, engine_log: Path, *, final: bool
+    ) -> None:
+        """Write the error report of this attempt; `final`: the message goes to the dead-letter
+        queue next (the sample cannot succeed on retry, or this was its last allowed failure)."""
+        failures = item.failures + 1
+        if final and not failure.retryable:
+            next_step = "refused for good (retrying cannot help): the message goes to the dead-letter queue"
+        elif final:
+            next_step = (
+                f"this was the last attempt (failure {failures} of {self.cfg.max_receive_count}): "
+                "the message goes to the dead-letter queue"
+            )
+        else:
+            next_step = (
+                f"the message returns in {self.cfg.retry_backoff_s} s for attempt {item.attempt + 1} "
+                f"(failure {failures} of {self.cfg.max_receive_count} allowed)"
+            )
         report = {
             "key": item.key,
             "sample": item.sample.name,
@@ -207,14 +271,12 @@ class Outputs:
             "reason": failure.reason,
             "retryable": failure.retryable,
             "attempt": item.attempt,
+            "failures": failures,
             "max_receive_count": self.cfg.max_receive_count,
             "final_attempt": final,
-            "next": (
-                "this was the last attempt: the queue moves the message to the dead-letter queue"
-                if final
-                else f"the message returns for attempt {item.attempt + 1} of {self.cfg.max_receive_count}"
-            ),
+            "next": next_step,
             "dead_letter_queue": final,
+            "history": [a.as_dict() for a in item.message.history],
             "log_tail": log_tail(engine_log, self.cfg.log_tail_lines),
             "engine": self.cfg.engine,
             "capillary": __version__,
@@ -225,7 +287,7 @@ class Outputs:
             "attempt %d failed: %s%s",
             item.attempt,
             failure.reason,
-            " (last attempt: going to the dead-letter queue)" if final else "",
+            " (going to the dead-letter queue)" if final else "",
             extra={**item.ctx, "phase": failure.phase, "reason": failure.reason},
         )
         try:
@@ -237,6 +299,7 @@ class Outputs:
             )
         except (BotoCoreError, ClientError) as exc:
             log.error("could not write the error report: %s", exc, extra={**item.ctx, "phase": "report"})
-        # Leave the message to return (after a short backoff); the queue's redrive policy takes it
-        # to the dead-letter queue after max_receive_count receives.
-        change_visibility(self.sqs, self.cfg.queue_url, item.receipt, self.cfg.retry_backoff_s, item.ctx)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

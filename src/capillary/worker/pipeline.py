@@ -1,7 +1,8 @@
-"""One sample's pipeline, from the message to the uploaded output: fetch (`fetch`: download and
-verify), safe extraction (`capillary.contract.tarball`), the engine as a subprocess in its own
-process group, an output tarball holding only this run's output directory and `run.json`, and
-the upload (`outputs`). A drain is checked between the steps.
+"""One sample's pipeline, from the message to the uploaded output: fetch (`fetch`: download,
+verify and safe extraction in one pass), the engine as a subprocess in its own process group, an
+output tarball holding only this run's output directory and `run.json`, and the upload
+(`outputs`, which retries it while the engine's output waits). A drain is checked between the
+steps; once the engine has finished, its output is uploaded even during a drain (one try).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import signal
 import tarfile
 import threading
 import time
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from capillary import __version__
-from capillary.contract.tarball import ExtractedSample, TarballError, safe_extract
+from capillary.contract.tarball import ExtractedSample
 from capillary.worker.config import ConsumerConfig
 from capillary.worker.engines import Engine, EngineInputError, EngineSetupError, ProcessOutcome, run_process
 from capillary.worker.fetch import CHUNK, Fetched, InputFetcher
@@ -36,6 +38,11 @@ from capillary.worker.visibility import Heartbeat
 # The daemon's logger: every line the worker logs carries the same `logger` name.
 log = logging.getLogger("capillary.worker.daemon")
 
+# An engine that ends on a signal or an error while the daemon is being stopped was most likely
+# stopped with it (KillMode=control-group, or a shell passing the signal on): give the daemon's
+# own signal this long to land before the run is judged a failure.
+DRAIN_SIGNAL_GRACE_S = 1.0
+
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
@@ -52,6 +59,13 @@ def _regular_files_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     info.uid = info.gid = 0
     info.uname = info.gname = ""
     return info
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 class SamplePipeline:
@@ -74,6 +88,13 @@ class SamplePipeline:
         self.stop = stop
         self.identity = identity
         self.on_phase = on_phase
+        self._versions: dict[str, str] | None = None
+
+    def versions(self) -> dict[str, str]:
+        """The engine's versions (run.json), asked once: the image does not change under a daemon."""
+        if self._versions is None:
+            self._versions = self.engine.versions()
+        return self._versions
 
     def run(self, item: WorkItem, ws: Path, heartbeat: Heartbeat) -> Settled:
         """Everything for one message in workspace `ws`, up to and including the upload."""
@@ -81,28 +102,13 @@ class SamplePipeline:
         if fetched is None:
             return "skipped"
         check_drain(self.stop)
-        sample = self.extract(item, fetched.tarball, ws / "input")
-        check_drain(self.stop)
-        outdir = self.run_engine(item, sample, ws, heartbeat)
-        package = self.package(item, fetched, sample.sha256, outdir, ws / "output.tar.gz")
-        check_drain(self.stop)
+        outdir = self.run_engine(item, fetched.sample, ws, heartbeat)
         # One output per sample, even with two workers racing; then the message is deleted.
         self.on_phase(item, "upload")
+        package = self.package(item, fetched, fetched.sample.sha256, outdir, ws / "output.tar.gz")
         return self.outputs.upload(item, package, sha256_file(package), fetched.etag, fetched.sha256)
 
-    # -- extract, engine, package ----------------------------------------------------------------
-
-    def extract(self, item: WorkItem, tarball: Path, dest: Path) -> ExtractedSample:
-        """Safe extraction; the tarball itself goes as soon as it is unpacked."""
-        self.on_phase(item, "extract")
-        t0 = time.monotonic()
-        try:
-            sample = safe_extract(tarball, dest)
-        except TarballError as exc:
-            raise SampleFailedError("extract", f"the tarball was refused: {exc}", retryable=False) from exc
-        tarball.unlink()
-        item.timings["extract_s"] = time.monotonic() - t0
-        return sample
+    # -- engine, package -------------------------------------------------------------------------
 
     def run_engine(self, item: WorkItem, sample: ExtractedSample, ws: Path, heartbeat: Heartbeat) -> Path:
         """The engine, in its own process group; returns its output directory."""
@@ -134,6 +140,11 @@ class SamplePipeline:
     def _engine_outcome(self, outcome: ProcessOutcome) -> None:
         if outcome.stopped and self.stop.is_set():
             raise HandBackError()
+        ended_badly = outcome.returncode != 0 and not (outcome.stopped or outcome.timed_out)
+        if ended_badly and self.stop.wait(DRAIN_SIGNAL_GRACE_S):
+            # Killed by the stop signal meant for the daemon, before the daemon saw it: a drain,
+            # not the sample's failure.
+            raise HandBackError()
         if outcome.stopped:
             raise SampleFailedError(
                 "engine",
@@ -144,6 +155,8 @@ class SamplePipeline:
             raise SampleFailedError(
                 "engine", f"the engine ran longer than engine_timeout_s ({self.cfg.engine_timeout_s} s)"
             )
+        if outcome.returncode is not None and outcome.returncode < 0:
+            raise SampleFailedError("engine", f"the engine was killed by {_signal_name(-outcome.returncode)}")
         if outcome.returncode != 0:
             raise SampleFailedError("engine", f"the engine exited with status {outcome.returncode}")
 
@@ -151,7 +164,6 @@ class SamplePipeline:
         self, item: WorkItem, fetched: Fetched, members: dict[str, str], outdir: Path, dest: Path
     ) -> Path:
         """The output tarball: this run's output directory and run.json, nothing else."""
-        self.on_phase(item, "package")
         t0 = time.monotonic()
         run_info = self.run_json(item, fetched, members, outdir)
         (outdir / "run.json").write_text(json.dumps(run_info, indent=2, sort_keys=True) + "\n")
@@ -170,10 +182,11 @@ class SamplePipeline:
         }
         return {
             "capillary": __version__,
-            "versions": self.engine.versions(),
+            "versions": self.versions(),
             "worker": self.identity(),
             "message_id": item.message_id,
             "attempt": item.attempt,
+            "history": [a.as_dict() for a in item.message.history],
             "sample": item.sample.name,
             "input": {
                 "bucket": item.bucket,

@@ -1,5 +1,11 @@
-"""How long a held message stays invisible: the heartbeat during a run, and the one-off changes
-(back at once on a drain, after `retry_backoff_s` on a failure)."""
+"""How long a held message stays invisible: a short rolling window, not the queue's timeout.
+
+The consumer asks for `visibility_extension_s` (minutes) at receive, and the heartbeat grants it
+again every `heartbeat_s` while the message is worked on. A worker that dies holding a message
+therefore gives it back within that window, whatever the queue's own visibility timeout (hours:
+the net under a consumer that never heartbeats). The one-off changes (`change_visibility`) are
+the fall-backs when a message cannot be sent again fresh (`requeue`).
+"""
 
 from __future__ import annotations
 
@@ -20,20 +26,23 @@ log = logging.getLogger("capillary.worker.daemon")
 _VISIBILITY_MARGIN_S = 120
 
 
-def change_visibility(sqs: Any, queue_url: str, receipt: str, seconds: int, ctx: dict[str, Any]) -> None:
+def change_visibility(sqs: Any, queue_url: str, receipt: str, seconds: int, ctx: dict[str, Any]) -> bool:
     """Make a held message visible again in `seconds` (0: at once); a failure is only logged,
-    since the message then returns when its current timeout ends."""
+    since the message then returns when its current window ends."""
     try:
         sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=seconds)
     except (BotoCoreError, ClientError) as exc:
         log.warning("could not change visibility: %s", exc, extra={**ctx, "phase": "visibility"})
+        return False
+    return True
 
 
 class Heartbeat(threading.Thread):
-    """Keeps a message invisible while it is worked on, within SQS's 12-hour ceiling.
+    """Keeps a message invisible while it is worked on, `visibility_extension_s` at a time.
 
-    Extends at once (the queue's own timeout may be shorter than ours), then every `heartbeat_s`.
-    When the next extension would pass the ceiling it sets `exhausted`, which stops the engine.
+    The receive already asked for the first window, so the first beat comes after `heartbeat_s`.
+    When the next extension would pass SQS's 12-hour ceiling it sets `exhausted`, which stops
+    the engine.
     """
 
     def __init__(self, sqs: Any, cfg: ConsumerConfig, item: WorkItem) -> None:
@@ -47,7 +56,7 @@ class Heartbeat(threading.Thread):
     def extend_once(self) -> bool:
         elapsed = time.monotonic() - self.item.received_at
         remaining = SQS_MAX_VISIBILITY_S - _VISIBILITY_MARGIN_S - elapsed
-        timeout = int(min(self.cfg.visibility_timeout_s, remaining))
+        timeout = int(min(self.cfg.visibility_extension_s, remaining))
         if timeout <= self.cfg.heartbeat_s:
             log.error(
                 "visibility cannot be extended past the SQS 12-hour limit; giving up on this attempt",
@@ -65,10 +74,9 @@ class Heartbeat(threading.Thread):
         return True
 
     def run(self) -> None:
-        while not self.done.is_set():
+        while not self.done.wait(self.cfg.heartbeat_s):
             if not self.extend_once():
                 return
-            self.done.wait(self.cfg.heartbeat_s)
 
     def stop(self) -> None:
         self.done.set()
