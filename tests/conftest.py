@@ -73,13 +73,26 @@ def _rank(nodeid: str) -> int:
     return len(SLOW_FIRST)
 
 
-# tryfirst: xdist's worker reads the groups in its own modifyitems hook, which would otherwise run first.
+def _join_group(config: pytest.Config, item: pytest.Item, group: str) -> None:
+    """Mark `item` as one of `group`, and under `--dist loadgroup` give it the `@group` node id
+    suffix the scheduler groups by. xdist 3.8 writes that suffix to `item._nodeid`, which pytest
+    9.2 no longer reads (node ids are structured, `item._id`): without this, grouped tests ran
+    on both workers at once."""
+    item.add_marker(pytest.mark.xdist_group(group))
+    if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
+        try:
+            from _pytest.nodeid import coerce_node_id
+        except ImportError:  # pytest < 9.2: xdist's own suffix works
+            return
+        item._id = coerce_node_id(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         for prefix, group in XDIST_GROUPS.items():
             if item.nodeid.startswith(prefix):
-                item.add_marker(pytest.mark.xdist_group(group))
+                _join_group(config, item, group)
     items.sort(key=lambda item: _rank(item.nodeid))  # stable: file order kept within a rank
 
 

@@ -165,7 +165,8 @@ def _denylist() -> list[Any]:
     """The deny-list regexes of SECRET_PLUGINS (every one is a detect-secrets RegexBasedDetector)."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    classes: dict[str, Any] = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+    mapping: dict[str, Any] = get_mapping_from_secret_type_to_class()
+    classes: dict[str, Any] = {plugin.__name__: plugin for plugin in mapping.values()}
     return [pattern for name in SECRET_PLUGINS for pattern in classes[name].denylist]
 
 
