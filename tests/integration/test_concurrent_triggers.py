@@ -66,11 +66,16 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.aws = aws
         self.counts: list[tuple[float, int]] = []
+        self.errors: list[str] = []
         self.halt = threading.Event()
 
     def run(self) -> None:
+        ec2 = self.aws.client("ec2")
         while not self.halt.is_set():
-            self.counts.append((time.monotonic(), len(workers(self.aws))))
+            try:
+                self.counts.append((time.monotonic(), len(workers(self.aws, client=ec2))))
+            except Exception as exc:  # a slow answer under load must not end the sampling
+                self.errors.append(repr(exc))
             self.halt.wait(0.05)
 
     @property

@@ -73,8 +73,10 @@ def up_vars(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def workers(aws: LocalAWS, states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
-    pages = aws.client("ec2").describe_instances(
+def workers(
+    aws: LocalAWS, states: tuple[str, ...] = ("pending", "running"), client: Any = None
+) -> list[dict[str, Any]]:
+    pages = (client or aws.client("ec2")).describe_instances(
         Filters=[*WORKER_FILTERS, {"Name": "instance-state-name", "Values": list(states)}]
     )
     return [i for r in pages["Reservations"] for i in r["Instances"]]
@@ -454,7 +456,11 @@ def test_local_platform_starts_counts_and_removes_worker_containers(
     assert f"CAPILLARY_SSM_CONFIG=/capillary/{LOCAL_DEPLOYMENT}/config" in launch_env
 
     # WHEN down runs twice
-    down = {"capillary_platform": "local", "capillary_deployment": LOCAL_DEPLOYMENT}
+    down = {
+        "capillary_platform": "local",
+        "capillary_deployment": LOCAL_DEPLOYMENT,
+        "capillary_local_run_dir": up["capillary_local_run_dir"],
+    }
     playbook("playbooks/down.yml", extra_vars=down, env=env).assert_ok()
     playbook("playbooks/down.yml", extra_vars=down, env=env).assert_idempotent()
 

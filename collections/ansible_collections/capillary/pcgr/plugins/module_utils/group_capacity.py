@@ -288,7 +288,7 @@ def ensure_capacity(
             )
 
     def finish(group):
-        result.update(summary(group))
+        result.update(summary(group), wanted=wanted)
         result.setdefault("msg", "desired capacity %d" % result["desired_capacity"])
         return result
 

@@ -48,8 +48,8 @@ options:
     default: present
   desired:
     description:
-      - What the work needs now (O(state=present)); the module caps it at O(max_size). With O(queue)
-        later attempts read it again from the queue.
+      - What the work needs now (O(state=present)); the module caps it at O(max_size). Omitted, it is
+        read from O(queue). With O(queue), later attempts read it again from the queue.
     type: int
   max_size:
     description:
@@ -68,7 +68,10 @@ options:
     type: bool
     default: false
   queue:
-    description: The SQS queue whose depth later attempts read O(desired) from.
+    description:
+      - The SQS queue whose depth says what the work needs - ceil((visible + in flight) /
+        O(queue.samples_per_worker)), by C(capillary.contract.queue) (the C(capillary) package must be
+        installed where the module runs). Read first when O(desired) is omitted, and on every later attempt.
     type: dict
     suboptions:
       name:
@@ -215,6 +218,11 @@ exists:
   returned: when O(state=present)
   type: bool
   sample: true
+wanted:
+  description: What the work needed at the run's last reading (O(desired), or the queue's), before the cap.
+  returned: when O(state=present)
+  type: int
+  sample: 100
 desired_capacity:
   description: The group's desired capacity when the run ended.
   returned: when O(state=present)
@@ -350,7 +358,8 @@ ARGUMENT_SPEC = dict(
     attempts=dict(type="int", default=6),
 )
 REQUIRED_IF = [
-    ("state", "present", ["name", "desired"]),
+    ("state", "present", ["name"]),
+    ("state", "present", ["desired", "queue"], True),
     ("state", "absent", ["match_tags", "fence"]),
 ]
 
@@ -404,7 +413,7 @@ def queue_reader(module, params):
             msg=missing_required_lib("capillary", reason="to read the queue's depth"),
             exception=traceback.format_exc(),
         )
-    sqs = []  # made on the first re-read: a run that converges at once never needs it
+    sqs = []  # made on the first reading (with O(desired) given, a run that converges at once never reads)
 
     def read():
         if not sqs:
@@ -445,15 +454,17 @@ def main():
             )
             module.exit_json(**result)
         fence = (params["fence"]["parameter"], params["fence"]["token"]) if params["fence"] else None
+        fresh_wanted = queue_reader(module, params)
+        wanted = params["desired"] if params["desired"] is not None else fresh_wanted()
         result = ensure_capacity(
             groups,
             params["name"],
-            params["desired"],
+            wanted,
             max_size=params["max_size"],
             fence=fence,
             configuration=launch_configuration(params),
             launch_tags=params["launch_tags"],
-            fresh_wanted=queue_reader(module, params),
+            fresh_wanted=fresh_wanted,
             scale_in=params["scale_in"],
             attempts=params["attempts"],
             check_mode=module.check_mode,
