@@ -7,6 +7,7 @@ a run acting on a stale read, a take-down landing between a run's check and its 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,7 @@ def test_a_scale_in_keeps_what_the_queue_needs_and_sheds_the_newest(
 ) -> None:
     ensure_capacity(Groups(aws.client), "g", 2, max_size=4, configuration=configuration)
     oldest = sorted(i["InstanceId"] for i in described(aws)["Instances"])
+    time.sleep(1.1)  # LaunchTime has whole seconds (AWS and moto): "newest" needs a later second
     ensure_capacity(Groups(aws.client), "g", 4, max_size=4, configuration=configuration)
 
     groups = Groups(aws.client)
