@@ -222,6 +222,14 @@ resource "aws_iam_role_policy" "worker" {
         Action   = ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"]
         Resource = ["${local.ssm_arn}/config", "${local.ssm_arn}/config/*"]
       },
+      {
+        # An idle worker leaves its own Auto Scaling group, decrementing its desired capacity (issue 16).
+        Sid       = "LeaveOwnWorkerGroup"
+        Effect    = "Allow"
+        Action    = "autoscaling:TerminateInstanceInAutoScalingGroup"
+        Resource  = "arn:${local.partition}:autoscaling:${var.aws_region}:${local.account}:autoScalingGroup:*:autoScalingGroupName/capillary-${var.capillary_deployment}-workers-*"
+        Condition = { StringEquals = { "autoscaling:ResourceTag/capillary:deployment" = var.capillary_deployment } }
+      },
     ]
   })
 }

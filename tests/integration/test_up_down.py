@@ -1,8 +1,10 @@
 """`playbooks/up.yml` and `playbooks/down.yml` on the aws platform, against the local endpoint.
 
-Assertions read the API's view of the instances (DescribeInstances, DescribeInstanceAttribute,
-DescribeVolumes): moto records what RunInstances carried, metadata options, shutdown behaviour,
-block devices, market and tags included.
+Workers are the release's Auto Scaling group. Assertions read the API's view of what the group
+launched (DescribeInstances, DescribeInstanceAttribute, DescribeVolumes, DescribeAutoScalingGroups):
+the local endpoint launches a group's instances from its launch template and mixed instances
+policy as AWS does (src/capillary/local/endpoint.py), so metadata options, shutdown behaviour,
+block devices, market, profile and tags are what the template and the policy say.
 """
 
 from __future__ import annotations
@@ -33,10 +35,15 @@ WORKER_FILTERS = [
     {"Name": "tag:capillary:deployment", "Values": [DEPLOYMENT]},
     {"Name": "tag:capillary:role", "Values": ["worker"]},
 ]
+GROUP = f"capillary-{DEPLOYMENT}-workers-{RELEASE}"
 
 
 @pytest.fixture
 def deployment(aws: LocalAWS) -> dict[str, Any]:
+    return seeded_deployment(aws)
+
+
+def seeded_deployment(aws: LocalAWS) -> dict[str, Any]:
     """What intake and bake leave behind: the image registered and recorded, the worker
     instance profile, the work queue; and a day of spot prices (m6i.xlarge in zone b cheapest)."""
     seeded = seed_worker_deployment(aws, DEPLOYMENT, RELEASE)
@@ -66,11 +73,20 @@ def up_vars(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def workers(aws: LocalAWS, states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
-    pages = aws.client("ec2").describe_instances(
+def workers(
+    aws: LocalAWS, states: tuple[str, ...] = ("pending", "running"), client: Any = None
+) -> list[dict[str, Any]]:
+    pages = (client or aws.client("ec2")).describe_instances(
         Filters=[*WORKER_FILTERS, {"Name": "instance-state-name", "Values": list(states)}]
     )
     return [i for r in pages["Reservations"] for i in r["Instances"]]
+
+
+def group(aws: LocalAWS, name: str = GROUP) -> dict[str, Any]:
+    [found] = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    return dict(found)
 
 
 def send(aws: LocalAWS, queue_url: str, n: int) -> None:
@@ -90,10 +106,10 @@ def test_up_launches_the_count_and_a_second_run_launches_none(
     launched = workers(aws)
     second = playbook("playbooks/up.yml", extra_vars=up_vars(capillary_workers=2, capillary_event="evt-2"))
 
-    # THEN the first launched 2 spot workers in the best-ranked pools, the second changed nothing.
-    # (moto's RunInstances launches MinCount, i.e. 1, per call, so the second goes to the pool
-    # ranked next; AWS would place both in the first pool when it has the capacity.)
-    assert first.changed == 1, first.tail()
+    # THEN the release's group wants 2 and runs 2 spot workers of the best-ranked type, one per zone
+    # in the order the zones rank (AWS balances a group over its zones); the second run changed nothing
+    assert first.changed == 2, first.tail()  # the launch template, the group
+    assert (group(aws)["DesiredCapacity"], group(aws)["MaxSize"], group(aws)["MinSize"]) == (2, 3, 0)
     assert len(launched) == 2
     assert {(i["InstanceType"], i["Placement"]["AvailabilityZone"]) for i in launched} == {
         ("m6i.xlarge", "eu-west-1b"),
@@ -104,6 +120,10 @@ def test_up_launches_the_count_and_a_second_run_launches_none(
     # AND the run's record names the event and the instances it launched
     assert "evt-1" in first.stdout
     assert all(i["InstanceId"] in first.stdout for i in launched)
+    # AND the cheap second run never touched the launch settings
+    assert second.outcomes(
+        "Create the worker group or scale it out, from the release's image and the ranked spot pools"
+    ) == ["skipping"]
 
 
 def test_every_worker_is_hardened_tagged_and_spot(aws: LocalAWS, playbook: Any, deployment: Any) -> None:
@@ -114,36 +134,60 @@ def test_every_worker_is_hardened_tagged_and_spot(aws: LocalAWS, playbook: Any, 
     [worker] = workers(aws)
     iid = worker["InstanceId"]
 
-    # IMDSv2 only, hop limit 1
+    # IMDSv2 only, hop limit 1; its tags readable from IMDS (the worker reads its group there)
     assert worker["MetadataOptions"]["HttpTokens"] == "required"
     assert worker["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert worker["MetadataOptions"]["InstanceMetadataTags"] == "enabled"
     # a spot instance, from the release's image, with the worker profile
     assert worker["InstanceLifecycle"] == "spot"
     assert worker["ImageId"] == deployment["image_id"]
     assert worker["IamInstanceProfile"]["Arn"].endswith(f"instance-profile/capillary-{DEPLOYMENT}-worker")
-    # a shutdown from inside terminates it
+    # a shutdown from inside terminates it (a one-time spot instance cannot stop)
     shutdown = ec2.describe_instance_attribute(InstanceId=iid, Attribute="instanceInitiatedShutdownBehavior")
     assert shutdown["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate"
-    # root and data volumes encrypted, sized from the release catalogue
+    # root and data volumes encrypted, sized from the release catalogue, tagged
     volumes = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]
     by_device = {v["Attachments"][0]["Device"]: v for v in volumes}
     root = ec2.describe_images(ImageIds=[deployment["image_id"]])["Images"][0]["RootDeviceName"]
     assert set(by_device) == {root, "/dev/sdf"}
     assert (by_device[root]["Size"], by_device[root]["Encrypted"]) == (30, True)
     assert (by_device["/dev/sdf"]["Size"], by_device["/dev/sdf"]["Encrypted"]) == (80, True)
-    # the tags that find it, audit it and name it
+    assert all({"Key": "capillary:deployment", "Value": DEPLOYMENT} in v["Tags"] for v in volumes)
+    # the tags that find it, audit it and name it; its group's
     tags = {t["Key"]: t["Value"] for t in worker["Tags"]}
     assert tags["capillary:deployment"] == DEPLOYMENT
     assert tags["capillary:release"] == RELEASE
     assert tags["capillary:event"] == "evt-harden"
     assert tags["capillary:role"] == "worker"
     assert tags["Name"] == f"capillary-{DEPLOYMENT}-worker"
+    assert tags["aws:autoscaling:groupName"] == GROUP
     # user data points at SSM and carries nothing secret
     raw = ec2.describe_instance_attribute(InstanceId=iid, Attribute="userData")["UserData"]["Value"]
     user_data = base64.b64decode(raw).decode()
     assert f"CAPILLARY_SSM_CONFIG=/capillary/{DEPLOYMENT}/config" in user_data
     assert "secret" not in user_data.lower() or "nothing secret" in user_data.lower()
     assert "/secrets" not in user_data
+    # the group: protected from scale-in, spot only above no on-demand base, AWS's allocation
+    # strategy, never rebalancing past the cap, found by its tags
+    asg = group(aws)
+    assert asg["NewInstancesProtectedFromScaleIn"] is True
+    assert [i["ProtectedFromScaleIn"] for i in asg["Instances"]] == [True]
+    distribution = asg["MixedInstancesPolicy"]["InstancesDistribution"]
+    assert distribution["OnDemandBaseCapacity"] == 0
+    assert distribution["OnDemandPercentageAboveBaseCapacity"] == 0
+    assert distribution["SpotAllocationStrategy"] == "price-capacity-optimized"
+    assert asg["CapacityRebalance"] is False
+    overrides = [o["InstanceType"] for o in asg["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]]
+    assert overrides[0] == "m6i.xlarge" and set(overrides) == set(TYPES)
+    group_tags = {t["Key"]: t["Value"] for t in asg["Tags"]}
+    assert group_tags["capillary:deployment"] == DEPLOYMENT
+    assert group_tags["capillary:role"] == "worker"
+    # the launch template holds no shutdown behaviour: Auto Scaling does not take one
+    data = ec2.describe_launch_template_versions(LaunchTemplateName=GROUP, Versions=["$Default"])[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]
+    assert "InstanceInitiatedShutdownBehavior" not in data
+    assert "InstanceMarketOptions" not in data  # spot comes from the group's policy
 
 
 def test_up_from_the_queue_scales_out_to_the_cap(aws: LocalAWS, playbook: Any, deployment: Any) -> None:
@@ -163,8 +207,9 @@ def test_up_from_the_queue_scales_out_to_the_cap(aws: LocalAWS, playbook: Any, d
 
 def test_check_mode_launches_nothing(aws: LocalAWS, playbook: Any, deployment: Any) -> None:
     recap = playbook("playbooks/up.yml", extra_vars=up_vars(capillary_workers=2), check=True).assert_ok()
-    assert recap.changed == 1, recap.tail()  # the launch it would make
+    assert recap.changed == 2, recap.tail()  # the template and the group it would write
     assert workers(aws, ("pending", "running", "stopped", "terminated")) == []
+    assert aws.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
 
 
 def test_no_spot_pool_under_the_cap_falls_back_to_on_demand(
@@ -176,6 +221,8 @@ def test_no_spot_pool_under_the_cap_falls_back_to_on_demand(
     [worker] = workers(aws)
     assert "InstanceLifecycle" not in worker  # on-demand
     assert worker["MetadataOptions"]["HttpTokens"] == "required"
+    distribution = group(aws)["MixedInstancesPolicy"]["InstancesDistribution"]
+    assert distribution["OnDemandPercentageAboveBaseCapacity"] == 100
 
 
 def test_no_spot_pool_under_the_cap_and_no_fallback_fails_clearly(
@@ -225,8 +272,10 @@ def test_down_terminates_every_worker_cancels_spot_requests_and_leaves_data(
     first = playbook("playbooks/down.yml", extra_vars={"capillary_deployment": DEPLOYMENT}).assert_ok()
     second = playbook("playbooks/down.yml", extra_vars={"capillary_deployment": DEPLOYMENT})
 
-    # THEN nothing of the deployment runs, the request is cancelled, the data is untouched
-    assert first.changed == 2, first.tail()
+    # THEN nothing of the deployment runs, its group is closed, the request is cancelled, the data
+    # is untouched
+    assert first.changed == 2, first.tail()  # the group closed, the spot request cancelled
+    assert (group(aws)["MinSize"], group(aws)["MaxSize"], group(aws)["DesiredCapacity"]) == (0, 0, 0)
     second.assert_idempotent()
     assert workers(aws, ("pending", "running", "stopping", "stopped")) == []
     # (moto forgets a cancelled request; AWS lists it as cancelled)
@@ -261,8 +310,9 @@ def test_down_only_idle_keeps_what_the_queue_still_needs(
         extra_vars={"capillary_deployment": DEPLOYMENT, "capillary_down_only_idle": True},
     )
 
-    # THEN one worker stays for the message, and the second run changes nothing
+    # THEN one worker stays for the message, the group wants one, and the second run changes nothing
     assert len(workers(aws)) == 1
+    assert group(aws)["DesiredCapacity"] == 1
     again.assert_idempotent()
 
 
@@ -406,7 +456,11 @@ def test_local_platform_starts_counts_and_removes_worker_containers(
     assert f"CAPILLARY_SSM_CONFIG=/capillary/{LOCAL_DEPLOYMENT}/config" in launch_env
 
     # WHEN down runs twice
-    down = {"capillary_platform": "local", "capillary_deployment": LOCAL_DEPLOYMENT}
+    down = {
+        "capillary_platform": "local",
+        "capillary_deployment": LOCAL_DEPLOYMENT,
+        "capillary_local_run_dir": up["capillary_local_run_dir"],
+    }
     playbook("playbooks/down.yml", extra_vars=down, env=env).assert_ok()
     playbook("playbooks/down.yml", extra_vars=down, env=env).assert_idempotent()
 

@@ -143,7 +143,9 @@ def _terraform_statements(resource_name: str) -> dict[str, set[str]]:
     statements: dict[str, set[str]] = {}
     for i, mark in enumerate(marks):
         segment = block[mark.end() : marks[i + 1].start() if i + 1 < len(marks) else len(block)]
-        statements[mark.group(1)] = set(re.findall(r'"((?:s3|sqs|ssm|sns|logs):[A-Z][A-Za-z*]*)"', segment))
+        statements[mark.group(1)] = set(
+            re.findall(r'"((?:s3|sqs|ssm|sns|logs|autoscaling):[A-Z][A-Za-z*]*)"', segment)
+        )
     return statements
 
 

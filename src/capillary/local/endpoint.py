@@ -17,6 +17,28 @@ moto's CreateFleet launches its spot instances without the launch template's blo
 mappings (each gets one default root volume); the endpoint here launches them with the
 template's volumes, as AWS does, so a spot build's data volume is where it was asked for.
 
+moto's Auto Scaling differs from AWS where `up.yml` and `down.yml` depend on it (workers are an
+Auto Scaling group per deployment and release, docs/spot-workers.md); the endpoint here behaves
+as AWS does:
+
+- a group's capacity changes one request at a time (moto's threaded server lets two
+  SetDesiredCapacity calls count the same instances and both launch);
+- CreateAutoScalingGroup with the name of an existing group answers AlreadyExists (moto replaces
+  the group, orphaning its instances);
+- SetDesiredCapacity and UpdateAutoScalingGroup refuse a desired capacity outside [MinSize,
+  MaxSize], and a lower MaxSize lowers the desired capacity with it (moto accepts any number);
+- TerminateInstanceInAutoScalingGroup refuses to decrement the desired capacity below MinSize,
+  and answers a ValidationError for an instance in no group (moto goes below, or answers 500);
+- UpdateAutoScalingGroup without MixedInstancesPolicy keeps the group's policy (moto drops it);
+- a group launches from its launch template and mixed instances policy: the first override's
+  instance type, the subnet of the zone with the fewest of its instances, spot or on-demand as
+  the instances distribution says, the template's metadata options, instance profile, volumes
+  (and no extra default root volume), instance and volume tags; a spot instance shuts down into
+  termination, as a one-time spot instance does (moto launches the template's instance type,
+  none here, in the first subnet, on-demand, with default metadata options and no profile);
+- an instance terminated outside the group (TerminateInstances) is replaced only while the group
+  is below its desired capacity (moto always replaces it).
+
 Used by the pytest fixtures (tests/conftest.py), the benchmarks and `make demo`:
 
     python -m capillary.local.endpoint --port 0 --seed-spot tests/data/spot/eu-west-1.json
@@ -26,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import datetime as dt
 import json
 import logging
@@ -38,14 +61,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from moto.autoscaling.exceptions import AutoscalingClientError
+from moto.autoscaling.exceptions import ValidationError as AutoScalingValidationError
+from moto.autoscaling.models import (
+    ASG_NAME_TAG,
+    AutoScalingBackend,
+    FakeAutoScalingGroup,
+    InstanceState,
+    TerminateInstanceActivity,
+)
+from moto.autoscaling.responses import AutoScalingResponse
 from moto.awslambda.models import EventInvokeConfig, LambdaBackend
 from moto.core.responses import ActionResult
+from moto.core.types import Base64EncodedString
 from moto.ec2.exceptions import InvalidParameterValueError
 from moto.ec2.models.amis import AmiBackend
 from moto.ec2.models.instances import Instance
 from moto.ec2.models.spot_requests import SpotInstanceRequest
 from moto.ec2.responses.amis import AmisResponse
+from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.spot_instances import SpotInstances
+from moto.ec2.utils import convert_tag_spec
 from moto.server import ThreadedMotoServer
 
 DEFAULT_REGION = "eu-west-1"
@@ -243,6 +279,219 @@ def _launch_spot_instance(self: SpotInstanceRequest) -> Instance:
 
 
 SpotInstanceRequest.launch_instance = _launch_spot_instance  # type: ignore[method-assign]
+
+
+# --- Auto Scaling, as AWS does it -----------------------------------------------------------------
+# One lock for every Auto Scaling request and for EC2's TerminateInstances (which moto routes into
+# the groups): AWS applies a group's capacity changes one at a time.
+_autoscaling_lock = threading.RLock()
+_original_autoscaling_call = AutoScalingResponse.call_action
+_original_terminate_instances = InstanceResponse.terminate_instances
+_original_group_update = FakeAutoScalingGroup.update
+_original_create_group = AutoScalingBackend.create_auto_scaling_group
+
+
+def _autoscaling_call(self: AutoScalingResponse) -> Any:
+    with _autoscaling_lock:
+        return _original_autoscaling_call(self)
+
+
+def _terminate_instances(self: InstanceResponse) -> ActionResult:
+    with _autoscaling_lock:
+        return _original_terminate_instances(self)
+
+
+def _create_group(self: AutoScalingBackend, name: str, *args: Any, **kwargs: Any) -> FakeAutoScalingGroup:
+    if name in self.autoscaling_groups:
+        raise AutoscalingClientError(
+            "AlreadyExists",
+            f"AutoScalingGroup by this name already exists - A group with the name {name} already exists",
+        )
+    group: FakeAutoScalingGroup = _original_create_group(self, name, *args, **kwargs)
+    return group
+
+
+def _check_desired(desired: int, min_size: int | None, max_size: int | None) -> None:
+    if max_size is not None and desired > max_size:
+        raise AutoScalingValidationError(
+            f"New SetDesiredCapacity value {desired} is above max value {max_size} for the AutoScalingGroup."
+        )
+    if min_size is not None and desired < min_size:
+        raise AutoScalingValidationError(
+            f"New SetDesiredCapacity value {desired} is below min value {min_size} for the AutoScalingGroup."
+        )
+
+
+def _set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
+    group = self.autoscaling_groups.get(group_name)
+    if group is None:
+        raise AutoScalingValidationError(f"AutoScalingGroup name not found - {group_name}")
+    if desired_capacity is not None:
+        _check_desired(desired_capacity, group.min_size, group.max_size)
+    group.set_desired_capacity(desired_capacity)
+    self.update_attached_elbs(group_name)
+
+
+def _group_update(self: FakeAutoScalingGroup, *args: Any, **kwargs: Any) -> None:
+    """UpdateAutoScalingGroup: unspecified settings stay; the desired capacity stays within the sizes."""
+    if (
+        kwargs.get("mixed_instances_policy") is None
+        and not kwargs.get("launch_template")
+        and self.mixed_instances_policy
+    ):
+        # moto stores the template's id and name, and refuses a specification carrying both
+        kept = copy.deepcopy(self.mixed_instances_policy)
+        spec = kept["LaunchTemplate"]["LaunchTemplateSpecification"]
+        spec.pop("LaunchTemplateName" if spec.get("LaunchTemplateId") else "LaunchTemplateId", None)
+        kwargs["mixed_instances_policy"] = kept
+    min_size = kwargs["min_size"] if kwargs.get("min_size") is not None else self.min_size
+    max_size = kwargs["max_size"] if kwargs.get("max_size") is not None else self.max_size
+    desired = kwargs.get("desired_capacity")
+    if desired is not None:
+        if (max_size is not None and desired > max_size) or (min_size is not None and desired < min_size):
+            raise AutoScalingValidationError(
+                f"Desired capacity:{desired} must be between the specified min size:{min_size}"
+                f" and max size:{max_size}"
+            )
+    elif max_size is not None and (self.desired_capacity or 0) > max_size:
+        kwargs["desired_capacity"] = max_size  # AWS: a MaxSize below the desired capacity lowers it
+    elif min_size is not None and (self.desired_capacity or 0) < min_size:
+        kwargs["desired_capacity"] = min_size
+    _original_group_update(self, *args, **kwargs)
+
+
+def _terminate_group_instance(
+    self: AutoScalingBackend, instance_id: str, should_decrement: bool
+) -> TerminateInstanceActivity:
+    group = next(
+        (
+            g
+            for g in self.autoscaling_groups.values()
+            if any(state.instance.id == instance_id for state in g.instance_states)
+        ),
+        None,
+    )
+    if group is None:
+        raise AutoScalingValidationError(
+            f"Instance Id not found - No managed instance found for instance ID: {instance_id}"
+        )
+    if should_decrement and (group.desired_capacity or 0) <= (group.min_size or 0):
+        raise AutoScalingValidationError(
+            f"Currently, desiredSize equals minSize ({group.min_size or 0}). Terminating instance"
+            " without replacement will violate group's min size constraint. Either set"
+            " shouldDecrementDesiredCapacity flag to false or lower group's min size."
+        )
+    original_size = group.desired_capacity
+    instance = next(s.instance for s in group.instance_states if s.instance.id == instance_id)
+    self.detach_instances(group.name, [instance_id], should_decrement)
+    self.ec2_backend.terminate_instances([instance_id])
+    return TerminateInstanceActivity(instance, original_size or 0)
+
+
+def _notify_terminate_instances(self: AutoScalingBackend, instance_ids: list[str]) -> None:
+    """Instances terminated from EC2 leave their groups; a group below its desired capacity refills."""
+    for name, group in self.autoscaling_groups.items():
+        before = len(group.instance_states)
+        group.instance_states = [s for s in group.instance_states if s.instance.id not in instance_ids]
+        missing = (group.desired_capacity or 0) - len(group.active_instances())
+        if len(group.instance_states) < before and missing > 0:
+            group.replace_autoscaling_group_instances(missing, group.get_propagated_tags())
+            self.update_attached_elbs(name)
+
+
+def _least_used_subnet(group: FakeAutoScalingGroup, subnet_ids: list[str]) -> str | None:
+    """The group's subnet in the zone with the fewest of its instances (AWS balances the zones)."""
+    if not subnet_ids:
+        return None
+    zone_of = {s.id: s.availability_zone for s in group.ec2_backend.describe_subnets(subnet_ids=subnet_ids)}
+    in_zone: dict[str, int] = {}
+    for state in group.active_instances():
+        zone = str(state.instance.placement.zone)
+        in_zone[zone] = in_zone.get(zone, 0) + 1
+    return min(subnet_ids, key=lambda sid: (in_zone.get(zone_of[sid], 0), subnet_ids.index(sid)))
+
+
+def _next_is_on_demand(group: FakeAutoScalingGroup, distribution: Mapping[str, Any]) -> bool:
+    """Whether the group's next instance is on-demand: the base first, then the percentage above it."""
+    active = group.active_instances()
+    on_demand = sum(1 for s in active if s.instance.lifecycle != "spot")
+    total = len(active) + 1
+    base = int(distribution.get("OnDemandBaseCapacity", 0) or 0)
+    percent = int(distribution.get("OnDemandPercentageAboveBaseCapacity", 100) or 0)
+    wanted = min(total, base) + -(-max(total - base, 0) * percent // 100)
+    return on_demand < wanted
+
+
+def _launch_group_instances(
+    self: FakeAutoScalingGroup, count_needed: int, propagated_tags: dict[str, str]
+) -> None:
+    """A group's scale-out as AWS launches it from a launch template and mixed instances policy."""
+    if self.ec2_launch_template is None:
+        _original_replace_group_instances(self, count_needed, propagated_tags)
+        return
+    version = self.ec2_launch_template.get_version(self.launch_template_version)
+    data = version.data
+    policy = self.mixed_instances_policy or {}
+    overrides = (policy.get("LaunchTemplate") or {}).get("Overrides") or []
+    instance_type = overrides[0]["InstanceType"] if overrides else data.get("InstanceType") or "m1.small"
+    distribution = policy.get("InstancesDistribution") or {}
+    tag_specs = convert_tag_spec(data.get("TagSpecifications", []))
+    instance_tags = {**tag_specs.get("instance", {}), **propagated_tags, ASG_NAME_TAG: self.name}
+    subnet_ids = self.vpc_zone_identifier.split(",") if self.vpc_zone_identifier else []
+    profile = data.get("IamInstanceProfile") or {}
+    user_data = data.get("UserData")
+    if isinstance(user_data, str):  # moto's CreateLaunchTemplateVersion keeps it as it came
+        user_data = Base64EncodedString(user_data)
+    for _ in range(count_needed):
+        spot = bool(policy) and not _next_is_on_demand(self, distribution)
+        subnet_id = _least_used_subnet(self, subnet_ids)
+        reservation = self.ec2_backend.run_instances(
+            version.image_id,
+            1,
+            user_data,
+            [],
+            instance_type=instance_type,
+            is_instance_type_default=False,
+            region_name=self.region,
+            subnet_id=subnet_id,
+            placement=None if subnet_id else self.availability_zones[0],
+            security_group_ids=list(data.get("SecurityGroupIds", []) or []),
+            key_name=data.get("KeyName"),
+            tags={"instance": instance_tags, "volume": tag_specs.get("volume", {})},
+            launch_template={"LaunchTemplateId": self.ec2_launch_template.id, "Version": str(version.number)},
+            metadata_options=data.get("MetadataOptions", {}),
+            lifecycle="spot" if spot else None,
+            # A one-time spot instance cannot stop: a shutdown from inside terminates it.
+            instance_initiated_shutdown_behavior="terminate" if spot else None,
+            # given, not read from the template, so moto adds no default root volume beside them
+            **(
+                {"block_device_mappings": data["BlockDeviceMappings"]}
+                if data.get("BlockDeviceMappings")
+                else {}
+            ),
+        )
+        instance = reservation.instances[0]
+        if profile.get("Name") or profile.get("Arn"):
+            self.ec2_backend.associate_iam_instance_profile(
+                instance_id=instance.id,
+                iam_instance_profile_name=profile.get("Name"),
+                iam_instance_profile_arn=profile.get("Arn"),
+            )
+        instance.autoscaling_group = self  # type: ignore[attr-defined]  # moto's own back-reference
+        self.instance_states.append(
+            InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
+        )
+
+
+_original_replace_group_instances = FakeAutoScalingGroup.replace_autoscaling_group_instances
+AutoScalingResponse.call_action = _autoscaling_call  # type: ignore[method-assign]
+InstanceResponse.terminate_instances = _terminate_instances  # type: ignore[method-assign]
+AutoScalingBackend.create_auto_scaling_group = _create_group  # type: ignore[method-assign]
+AutoScalingBackend.set_desired_capacity = _set_desired_capacity  # type: ignore[method-assign]
+AutoScalingBackend.terminate_instance = _terminate_group_instance  # type: ignore[method-assign]
+AutoScalingBackend.notify_terminate_instances = _notify_terminate_instances  # type: ignore[method-assign]
+FakeAutoScalingGroup.update = _group_update  # type: ignore[method-assign]
+FakeAutoScalingGroup.replace_autoscaling_group_instances = _launch_group_instances  # type: ignore[method-assign]
 
 
 class LocalAWS:

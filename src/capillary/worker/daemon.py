@@ -40,6 +40,7 @@ from capillary.contract.message import WorkMessage, WorkMessageError
 from capillary.worker import sandbox
 from capillary.worker.config import ConsumerConfig
 from capillary.worker.engines import get_engine
+from capillary.worker.fleet import leave_group
 from capillary.worker.imds import IMDSClient, IMDSError
 from capillary.worker.item import ENGINE_LOG, HandBackError, SampleFailedError, WorkItem, now_iso
 from capillary.worker.outputs import Outputs
@@ -237,6 +238,12 @@ class Consumer:
                         extra={"phase": "idle", "status": EXIT_IDLE},
                     )
                     self._write_state("idle-shutdown")
+                    # Out of its Auto Scaling group first, so the group does not replace it.
+                    leave_group(
+                        self.imds,
+                        lambda: boto3.client("autoscaling", region_name=self.sqs.meta.region_name),
+                        self.cfg.imds_enabled,
+                    )
                     status = EXIT_IDLE
                     break
         finally:

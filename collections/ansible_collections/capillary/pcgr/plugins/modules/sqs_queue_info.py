@@ -136,7 +136,7 @@ def queue_contract(module):
         from capillary.contract import queue
     except ImportError:
         module.fail_json(
-            msg=missing_required_lib("capillary", reason="to read the queue's attributes"),
+            msg=missing_required_lib("capillary-pcgr", reason="to read the queue's attributes"),
             exception=traceback.format_exc(),
         )
     return queue

@@ -1,8 +1,8 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 
-# Copyright: Capillary contributors
-# Apache License 2.0 (see LICENSE)
+# Copyright: Contributors to the Capillary project
+# SPDX-License-Identifier: Apache-2.0
 
 from __future__ import absolute_import, division, print_function
 

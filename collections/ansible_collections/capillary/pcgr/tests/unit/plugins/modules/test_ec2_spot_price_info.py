@@ -15,8 +15,9 @@ import pytest
 import yaml
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry, RetryingBotoClientWrapper
 from ansible_collections.capillary.pcgr.plugins.modules import (
-    ec2_spot_launch,
+    autoscaling_group_capacity,
     lambda_event_invoke_config,
+    podman_container_group,
     sqs_queue_info,
 )
 from ansible_collections.capillary.pcgr.plugins.modules import ec2_spot_price_info as module
@@ -40,7 +41,13 @@ def _normalise(options: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-MODULES = [module, ec2_spot_launch, sqs_queue_info, lambda_event_invoke_config]
+MODULES = [
+    module,
+    autoscaling_group_capacity,
+    podman_container_group,
+    sqs_queue_info,
+    lambda_event_invoke_config,
+]
 
 
 @pytest.mark.parametrize("mod", MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
@@ -73,7 +80,10 @@ def test_spot_price_info_returns_what_the_issue_asks_for() -> None:
     assert {"prices", "candidates", "choice", "msg", "window", "instance_types"} <= set(returned)
 
 
-@pytest.mark.parametrize("name", ["ec2_spot_launch", "sqs_queue_info", "lambda_event_invoke_config"])
+@pytest.mark.parametrize(
+    "name",
+    ["autoscaling_group_capacity", "podman_container_group", "sqs_queue_info", "lambda_event_invoke_config"],
+)
 def test_ansible_doc_renders_the_other_modules(name: str) -> None:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     proc = subprocess.run(
