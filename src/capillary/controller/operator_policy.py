@@ -422,7 +422,7 @@ def mirror_refdata(scope: Scope) -> list[Grant]:
     return [
         Grant(
             "MirrorObjects",
-            ("s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"),
+            ("s3:GetObject", "s3:GetObjectTagging", "s3:PutObject", "s3:AbortMultipartUpload"),
             (scope.bucket_arn(n.bucket, "refdata/*"),),
             "look for each reference file in the mirror (refdata/ of the samples bucket) and upload it",
             "Look for the objects in the mirror",
