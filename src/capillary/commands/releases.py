@@ -71,7 +71,8 @@ def run_check(args: argparse.Namespace) -> int:
             token=os.environ.get("GITHUB_TOKEN") or None,
         )
     except (UpstreamError, CatalogueError) as exc:
-        log.error("release check failed: %s", exc, extra={"phase": "releases", "reason": str(exc)})
+        # One line for the person (the log at debug only: the same words twice is noise).
+        log.debug("release check failed: %s", exc, extra={"phase": "releases", "reason": str(exc)})
         print(f"capillary releases check: {exc}", file=sys.stderr)
         return EXIT_ERROR
     status = EXIT_UP_TO_DATE if report.up_to_date else EXIT_NEW_RELEASES

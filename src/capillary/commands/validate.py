@@ -79,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
         return _explain_key(args.key, args.json)
     path: Path = args.path
+    if path.is_dir():
+        print(
+            f"capillary validate: {path}: a folder, not a tarball (capillary pack makes one)", file=sys.stderr
+        )
+        return 2
     if not path.is_file():
         print(f"capillary validate: {path}: no such file", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ class DeploymentNames:
     smoke_queue: str
     intake_failures_queue: str
     notify_topic: str
+    dead_letter_alarm: str
     worker_role: str
     worker_instance_profile: str
     intake_role: str
@@ -112,6 +113,8 @@ def deployment_names(deployment: str, bucket: str | None = None) -> DeploymentNa
         # own retries (the object stays in the bucket; this queue says which one was missed).
         intake_failures_queue=f"{prefix}-intake-failures",
         notify_topic=f"{prefix}-notify",
+        # The CloudWatch alarm on the dead-letter queue's depth (it notifies notify_topic).
+        dead_letter_alarm=f"{prefix}-work-dlq-messages",
         worker_role=f"{prefix}-worker",
         worker_instance_profile=f"{prefix}-worker",
         intake_role=f"{prefix}-intake",
