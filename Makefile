@@ -111,7 +111,7 @@ floor: deps $(FLOOR_VENV)/.capillary-$(FLOOR_KEY) ## the checks that exercise an
 FLOOR_TESTS ?= tests/integration/test_harness.py $(wildcard collections/ansible_collections/capillary/pcgr/tests/unit) $(wildcard tests/integration/test_spot_price_module.py tests/integration/test_lambda_event_invoke_config_module.py tests/integration/test_ec2_image_imds_support_module.py)
 
 .PHONY: test
-test: setup lint pytest molecule floor ## the README's test command: install what is missing, then every check
+test: setup lint pytest molecule floor sanity ## the README's test command: install what is missing, then every check
 
 .PHONY: demo
 demo: setup ## THE MAIN COMMAND: the whole flow on this machine (endpoint, intake, bake, samples, workers)
