@@ -699,13 +699,6 @@ def teardown(scope: Scope) -> list[Grant]:
             "Find what the deployment has",
         ),
         Grant(
-            "FindQueues",
-            ("sqs:GetQueueUrl",),
-            queues,
-            "find the deployment's queues by their exact names",
-            "Find what the deployment has",
-        ),
-        Grant(
             "FindTopic",
             ("sns:GetTopicAttributes",),
             (scope.arn("sns", n.notify_topic),),
@@ -827,11 +820,13 @@ def teardown(scope: Scope) -> list[Grant]:
             "Remove the dead-letter alarm",
         ),
         Grant(
-            "RemoveQueues",
+            "Queues",
             ("sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:DeleteQueue"),
             queues,
-            "delete the deployment's queues",
-            "Remove the queues",
+            # One statement to find and delete them: the queue list twice made the document too
+            # large for a managed policy (6,144 characters) once the events dead-letter queue came.
+            "find the deployment's queues by their exact names, and delete them",
+            "Find what the deployment has",
         ),
         Grant(
             "ListTopics",
