@@ -47,6 +47,7 @@ class DeploymentNames:
     ssm_config: str
     ssm_secrets: str
     ssm_images: str
+    ssm_workers_fence: str
     tag_deployment: str
     tag_release: str
     tag_event: str
@@ -123,6 +124,8 @@ def deployment_names(deployment: str, bucket: str | None = None) -> DeploymentNa
         ssm_config=f"{ssm_prefix}/config",
         ssm_secrets=f"{ssm_prefix}/secrets",
         ssm_images=f"{ssm_prefix}/images",
+        # The take-down token down.yml writes (roles/workers): an up.yml that started before it stops.
+        ssm_workers_fence=f"{ssm_prefix}/workers/down",
         tag_deployment=TAG_DEPLOYMENT,
         tag_release=TAG_RELEASE,
         tag_event=TAG_EVENT,
