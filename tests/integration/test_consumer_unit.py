@@ -78,7 +78,7 @@ def this_checkout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         check=True,
         timeout=300,
     )
-    [wheel] = out.glob("capillary-*.whl")
+    [wheel] = out.glob("capillary_pcgr-*.whl")
     templates = ROLE / "templates" / "etc"
     rendered = {
         "unit": (templates / "systemd" / "system" / "capillary-consumer.service.j2", out / "unit.service"),

@@ -84,7 +84,7 @@ def test_an_image_is_recorded_and_verifies_against_its_record(
     assert sbom["bomFormat"] == "CycloneDX" and record["sbom"]["components"] == len(sbom["components"])
     purls = {c["purl"] for c in sbom["components"]}
     assert any(p.startswith("pkg:deb/debian/python3@") for p in purls)
-    assert any(p.startswith("pkg:pypi/capillary@") for p in purls)
+    assert any(p.startswith("pkg:pypi/capillary-pcgr@") for p in purls)
     for artifact in record["reference_data"]:
         assert artifact["verified"] == "catalogue", artifact
         assert artifact["installed_sha256"] == artifact["catalogue_sha256"], artifact
