@@ -69,7 +69,7 @@ unit: venv ## pytest unit tests
 
 .PHONY: pytest
 pytest: setup ## pytest unit, integration and e2e tests (a skip fails unless it says "cannot run here")
-	CAPILLARY_STRICT_SKIPS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	CAPILLARY_STRICT_SKIPS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
 .PHONY: molecule
 molecule: setup ## Molecule for every role that has a scenario, and the harness's own (ROLE=name for one)
