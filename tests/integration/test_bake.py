@@ -61,6 +61,8 @@ def baked_image(_local_aws_server: LocalAWS, bake_inputs: LocalBake) -> str:
             "capillary_release": RELEASE,
             "capillary_bake_reuse": True,
             "capillary_bake_smoke": False,
+            # No deployment here (no bucket): the record is the smoke test's, below.
+            "capillary_bake_record": False,
             "capillary_bake_provision_extra_vars": bake_inputs.provision_extra_vars,
             "capillary_bake_packer_vars": bake_inputs.packer_vars,
         },

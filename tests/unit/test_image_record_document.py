@@ -12,6 +12,7 @@ from capillary.release.image_record import (
     build_sbom,
     compare_records,
     debian_packages,
+    sbom_sha256,
     scan_filesystem,
 )
 from tests.support import gate_corpus as corpus
@@ -86,6 +87,14 @@ def test_the_sbom_is_cyclonedx_with_package_urls() -> None:
         "pkg:deb/debian/python3@3.11.2-1%2Bb1?arch=amd64",
         "pkg:pypi/pyyaml@6.0.3",
     ]
+
+
+def test_two_sboms_of_one_image_have_one_digest() -> None:
+    scan = FilesystemScan(dpkg_status=STATUS)
+    first, second = build_sbom(scan, "img"), build_sbom(scan, "img")
+    assert first["serialNumber"] != second["serialNumber"]
+    assert sbom_sha256(first) == sbom_sha256(second)
+    assert sbom_sha256(first) != sbom_sha256(build_sbom(FilesystemScan(), "img"))
 
 
 def _record(**gate: object) -> dict[str, object]:

@@ -817,7 +817,7 @@ def cache_findings(root: str, caches: list[str], report: Report) -> None:
         for full in sorted(glob.glob(os.path.join(root, pattern.lstrip("/")))):
             rel = "/" + os.path.relpath(full, root) if root != "/" else full
             if os.path.isdir(full) and not os.path.islink(full):
-                count = sum(len(files) for _, _, files in os.walk(full))
+                count = sum(len(files) for _dir, _subdirs, files in os.walk(full))
                 if count:
                     report.add(rel, "package-cache", "package cache (%d files)" % count)
             elif os.path.lexists(full):

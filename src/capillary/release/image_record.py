@@ -259,6 +259,15 @@ def sha256_of(document: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(document)).hexdigest()
 
 
+def sbom_sha256(sbom: Mapping[str, Any]) -> str:
+    """The SBOM's digest without what differs between two SBOMs of one image: the document's
+    serial number (a fresh UUID each time) and the time it was made."""
+    stable = {key: value for key, value in sbom.items() if key != "serialNumber"}
+    if isinstance(stable.get("metadata"), Mapping):
+        stable["metadata"] = {k: v for k, v in stable["metadata"].items() if k != "timestamp"}
+    return sha256_of(stable)
+
+
 def build_record(
     *,
     image: str,
@@ -289,7 +298,7 @@ def build_record(
         "secrets": scan.secrets_report(),
         "sbom": {
             "format": f"CycloneDX {sbom.get('specVersion', '')}",
-            "sha256": sha256_of(sbom),
+            "sha256": sbom_sha256(sbom),
             "components": len(sbom.get("components", [])),
         },
         "reference_data": [

@@ -34,7 +34,7 @@ description:
     raises MaxSize is checked again afterwards and undone.
   - The logic is in C(module_utils/group_capacity.py), which explains the protocol.
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   name:
     description: The group's name (O(state=present)).
@@ -166,7 +166,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
-  - Supports check mode (nothing is written; RV(changed) says whether something would be).
+  - Supports check mode (nothing is written; C(changed) says whether something would be).
   - Instance scale-in protection does not stop a take-down, a spot interruption or an instance
     leaving its group by TerminateInstanceInAutoScalingGroup.
 """
@@ -328,7 +328,7 @@ ARGUMENT_SPEC = dict(
         type="dict",
         options=dict(
             parameter=dict(type="str", required=True),
-            token=dict(type="str", default=""),
+            token=dict(type="str", default="", no_log=False),  # a take-down marker, not a secret
             tag=dict(type="str", default="capillary:fence"),
         ),
     ),

@@ -26,7 +26,7 @@ description:
     O(state=present) starts nothing once the token is no longer O(fence.token).
   - Runs C(podman) on the machine the module runs on (the controller, for the local platform).
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   name_prefix:
     description: Containers are named this prefix and a slot number (C(capillary-demo-worker-1)).
@@ -103,7 +103,7 @@ options:
     type: str
     default: podman
 notes:
-  - Supports check mode (nothing is started or removed; RV(changed) says whether something would be).
+  - Supports check mode (nothing is started or removed; C(changed) says whether something would be).
 """
 
 EXAMPLES = r"""
@@ -193,7 +193,11 @@ ARGUMENT_SPEC = dict(
     auto_remove=dict(type="bool", default=True),
     lock_file=dict(type="path", required=True),
     fence=dict(
-        type="dict", options=dict(path=dict(type="path", required=True), token=dict(type="str", default=""))
+        type="dict",
+        options=dict(
+            path=dict(type="path", required=True),
+            token=dict(type="str", default="", no_log=False),  # a take-down marker, not a secret
+        ),
     ),
     executable=dict(type="str", default="podman"),
 )
@@ -250,7 +254,7 @@ class ContainerGroup:
 
     def containers(self):
         """{name: state} of the group's containers, whatever their state."""
-        _, out, _ = self.podman(
+        _rc, out, _err = self.podman(
             "ps", "--all", "--format", "json", "--filter", "name=^%s[0-9]+$" % re.escape(self.prefix)
         )
         found = {}
@@ -262,7 +266,7 @@ class ContainerGroup:
 
     def start(self, name):
         """Start one container; False when its name was taken meanwhile (then it is not ours to count)."""
-        rc, _, err = self.module.run_command(run_argv(self.params, name))
+        rc, _out, err = self.module.run_command(run_argv(self.params, name))
         if rc != 0:
             if "already in use" in err:
                 return False

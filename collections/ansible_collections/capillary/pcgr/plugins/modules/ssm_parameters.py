@@ -24,7 +24,7 @@ description:
   - Parameters under O(path) that are not listed are left alone; nothing is deleted.
   - C(SecureString) values are never logged or returned.
 author:
-  - Capillary contributors
+  - Capillary maintainers (@capillary-pcgr)
 options:
   path:
     description:
