@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 import tomllib
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pytest
 from capillary.contract.naming import deployment_names
 from capillary.local.bake import LocalBake, local_bake
 from capillary.local.endpoint import LocalAWS
-from capillary.local.playbook import REPO, run_playbook
+from capillary.local.playbook import run_playbook
 from capillary.release import refdata
 from tests.support.podman_targets import BASE_IMAGE, CONSUMER_UNIT, boot_worker, podman, write_launch_env
 
@@ -33,7 +32,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.containers]
 
 RELEASE = "2.3.2"
 IMAGE = f"localhost/capillary-worker:{RELEASE}"
-GATE = REPO / "roles/image_hygiene/files/hygiene_gate.py"
 DEPLOYMENT = "bake7"
 DATA_ROOT = "/srv/capillary"
 ASM = "grch38"
@@ -128,63 +126,12 @@ def test_baked_image_holds_the_releases_reference_data(baked_image: str, bake_in
     assert consumer["bundle_version"] == bundle
 
 
-def test_baked_image_holds_no_identity_keys_or_samples(baked_image: str, bake_inputs: LocalBake) -> None:
+def test_baked_image_holds_no_machine_id_or_host_keys(baked_image: str, bake_inputs: LocalBake) -> None:
+    # The hygiene gate's own verdict on this image, with the role's command line and the
+    # catalogue's trusted reference trees, is tests/integration/test_gate_corpus.py
+    # (test_the_clean_image_passes_unbooted / _booted). Here: what the bake itself must leave.
     # GIVEN the baked image's filesystem, read without booting it
-    # WHEN the hygiene gate scans it
-    proc = subprocess.run(
-        [
-            "podman",
-            "run",
-            "--rm",
-            "-i",
-            "--network=none",
-            "--entrypoint",
-            "/usr/bin/python3",
-            IMAGE,
-            "-",
-            "--root",
-            "/",
-            "--journal",
-            "skip",
-            "--exclude",
-            "/proc",
-            "--exclude",
-            "/sys",
-            "--exclude",
-            "/dev",
-            "--content-root",
-            "/etc",
-            "--content-root",
-            "/root",
-            "--content-root",
-            "/home",
-            "--content-root",
-            "/opt",
-            "--content-root",
-            "/srv",
-            "--workspace",
-            "/srv/capillary/work",
-            "--allow",
-            "*/site-packages/botocore/data/*/examples-1.json",
-            "--reference-stamp",
-            ".capillary-artifact.json",
-        ],
-        input=GATE.read_text(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-        env={**os.environ, "CONTAINERS_CONF": str(REPO / "inventories/local/containers.conf")},
-    )
-    report = json.loads(proc.stdout)
-
-    # THEN nothing is found: no machine-id content, no host keys, no keys, no samples
-    assert report["clean"], report["findings"]
-    # AND the bundle's public ClinVar VCF was seen, and allowed as verified reference data only
-    bundle = f"pcgr_ref_data.{bake_inputs.release.bundle.version}.grch38.tgz"
-    assert [
-        (f["path"].rsplit("/", 1)[-1], f["reference"]) for f in report["allowed"] if "reference" in f
-    ] == [("clinvar.vcf.gz", bundle)]
+    # THEN it has no machine-id content and no SSH host keys
     listing = _in_image("wc -c < /etc/machine-id; ls /etc/ssh | grep -c ssh_host_ || true")
     assert listing.split() == ["0", "0"]
     # and it is the release's image, from the project's base
