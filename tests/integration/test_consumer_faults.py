@@ -256,6 +256,10 @@ class World:
         self.daemons.append(daemon)
         return daemon
 
+    def no_workspace_left(self, name: str = "consumer") -> None:
+        """A run's report or output goes up before its cleanup: wait for that run to end."""
+        wait_for(lambda: self.workspaces(name) == [], 30, "every workspace removed")
+
     def workspaces(self, name: str = "consumer") -> list[Path]:
         work = self.tmp / name / "work"
         return list(work.glob("msg-*")) if work.exists() else []
@@ -346,7 +350,7 @@ def test_once_turns_one_message_into_one_output_with_only_its_files(world: World
     assert all(k.startswith(f"{name}/") for k in run["input_members_sha256"])
     # AND the other message is still queued, and no workspace is left
     assert world.queue_counts()[0] + world.queue_counts()[1] == 1
-    assert world.workspaces() == []
+    world.no_workspace_left()
     # AND every log line is JSON with the stable keys
     received = [r for r in daemon.log() if r.get("phase") == "receive"]
     assert received and {"message_id", "key", "sample", "attempt"} <= set(received[0])
@@ -450,7 +454,7 @@ def test_engine_failure_reports_retries_and_ends_in_the_dlq_saying_so(world: Wor
     assert [a["outcome"] for a in report["history"]] == ["failed", "failed"]
     assert daemon.proc.poll() is None
     assert world.keys() == [key.replace("inputs/", "outputs/").replace(".tar.gz", "-error.json")]
-    assert world.workspaces() == []
+    world.no_workspace_left()
     # AND the consumer moved it there itself, its three failures in its history
     [dead] = world.peek(world.dlq_url)
     assert dead.key == key
@@ -486,7 +490,7 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
     assert "refused" in evil_report["reason"]
     assert daemon.proc.poll() is None
     assert not (world.tmp / "consumer" / "escape.txt").exists()
-    assert world.workspaces() == []
+    world.no_workspace_left()
     # AND the two that may succeed later are queued again after the backoff, while the tarball
     # that can never be unpacked went to the dead-letter queue at once
     assert world.delayed() == 2
@@ -609,7 +613,7 @@ def test_an_input_over_max_tarball_bytes_is_refused_before_download(world: World
         assert report["phase"] == "download"
         assert "max_tarball_bytes is 1000" in report["reason"]
     assert daemon.proc.poll() is None
-    assert world.workspaces() == []
+    world.no_workspace_left()
 
 
 # -- the pcgr engine and the assemblies a worker holds --------------------------------------------

@@ -563,9 +563,12 @@ class LocalAWS:
             _seeded.clear()
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        import boto3
+        """A client of the endpoint with its test keys, from a session of the current environment.
 
-        return boto3.client(
+        boto3's default session reads the config files once per process; a test that points
+        AWS_CONFIG_FILE/AWS_PROFILE elsewhere later would meet the old profile map there.
+        """
+        return _session().client(
             service,
             endpoint_url=self.endpoint_url,
             region_name=kwargs.pop("region_name", self.region),
@@ -573,6 +576,21 @@ class LocalAWS:
             aws_secret_access_key="testing",
             **kwargs,
         )
+
+
+_SESSION_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+_sessions: dict[tuple[str | None, ...], Any] = {}
+_session_lock = threading.Lock()
+
+
+def _session() -> Any:
+    import boto3
+
+    key = tuple(os.environ.get(name) for name in _SESSION_ENV)
+    with _session_lock:
+        if key not in _sessions:
+            _sessions[key] = boto3.session.Session()
+        return _sessions[key]
 
 
 @contextlib.contextmanager
