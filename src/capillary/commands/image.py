@@ -114,6 +114,8 @@ def make_record(image: str, release: str, catalogue: str, repo: Path | None, out
         extra: dict[str, Any] = {
             "image_hygiene_gate_report_file": str(out / "gate-report.json"),
             "image_hygiene_gate_sbom_file": str(out / "sbom.cdx.json"),
+            # the image, not the throwaway container: two records of one image write one SBOM
+            "image_hygiene_gate_sbom_subject": labels["id"],
             "image_hygiene_fail_on_findings": False,
             "image_hygiene_gate_reference_releases": [release],
         }
