@@ -71,6 +71,10 @@ unit: venv ## pytest unit tests
 pytest: setup ## pytest unit, integration and e2e tests (a skip fails unless it says "cannot run here")
 	CAPILLARY_STRICT_SKIPS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=30 $(PYTEST_ARGS)
 
+.PHONY: test-long
+test-long: setup ## the long checks make test leaves out (production defaults waited out in real time): before a release
+	CAPILLARY_LONG=1 CAPILLARY_STRICT_SKIPS=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup -m long $(PYTEST_ARGS)
+
 .PHONY: molecule
 molecule: setup ## Molecule for every role that has a scenario, and the harness's own (ROLE=name for one)
 	@for role in $(or $(ROLE),$(ROLES_WITH_MOLECULE)); do \

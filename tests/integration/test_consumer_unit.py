@@ -325,6 +325,10 @@ def test_kill_9_of_the_production_unit_mid_run_reruns_the_sample_on_the_same_wor
     assert deployment.counts(deployment.dlq_url) == (0, 0)
 
 
+# Five minutes of waiting: `make test` runs the scaled sibling (test_consumer_faults.py,
+# test_kill_9_with_the_worker_gone_another_worker_gets_it_within_the_rolling_window); this one
+# proves the role's defaults in the production unit, before a release (make test-long).
+@pytest.mark.long
 def test_a_worker_gone_mid_run_gives_its_sample_back_within_the_default_window(
     deployment: Deployment, this_checkout: dict[str, Path], worker_name: str
 ) -> None:

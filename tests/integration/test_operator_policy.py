@@ -699,6 +699,9 @@ def _named(task: str, needed_by: str) -> bool:
 # tags); without MirrorBucket the replay's first refusal is in "Look for the objects in the
 # mirror" (HeadBucket), which tolerates it, while the real run fails at the upload: the test's
 # rule that both name the same task does not fit a task that tolerates a refusal.
+# Until they are, they cost CI minutes and could not fail there: they run in `make test-long`,
+# strict, so the first one that passes says its mark must go.
+@pytest.mark.long
 @pytest.mark.parametrize(
     "playbook",
     [
@@ -706,7 +709,7 @@ def _named(task: str, needed_by: str) -> bool:
             p,
             marks=pytest.mark.xfail(
                 reason="the enforced run is not green yet: see the comment above (issue 20, left)",
-                strict=False,
+                strict=True,
             ),
         )
         for p in sorted(PLAYBOOKS)
