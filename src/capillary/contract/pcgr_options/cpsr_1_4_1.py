@@ -72,8 +72,8 @@ OPTIONS = options(
     OptionSpec(
         "panel_id",
         "str",
-        "Virtual gene panel(s): \"0\" (CPSR's exploratory panel, all genes) alone, or one or "
-        "several comma-separated Genomics England PanelApp panels \"1\"-\"42\"",
+        'Virtual gene panel(s): "0" (CPSR\'s exploratory panel, all genes) alone, or one or '
+        'several comma-separated Genomics England PanelApp panels "1"-"42"',
         items=PANELS,
         required=True,
     ),
@@ -106,7 +106,8 @@ OPTIONS = options(
     ),
     switch("classify_all", "CPSR's classification (TIER 1-5) also for variants ClinVar classifies"),
     switch(
-        "clinvar_ignore_noncancer", "Leave out ClinVar variants reported only for conditions not related to cancer"
+        "clinvar_ignore_noncancer",
+        "Leave out ClinVar variants reported only for conditions not related to cancer",
     ),
     switch("ignore_noncoding", "Leave non-coding variants out of the report"),
     choice("report_theme", "Visual theme of the report (rmarkdown)", REPORT_THEMES, default="default"),

@@ -67,8 +67,8 @@ OPTIONS = options(
     OptionSpec(
         "panel_id",
         "str",
-        "Virtual gene panel(s): \"0\" (CPSR's exploratory panel, all genes) alone, or one or "
-        "several comma-separated Genomics England PanelApp panels \"1\"-\"44\"",
+        'Virtual gene panel(s): "0" (CPSR\'s exploratory panel, all genes) alone, or one or '
+        'several comma-separated Genomics England PanelApp panels "1"-"44"',
         items=PANELS,
         required=True,
     ),

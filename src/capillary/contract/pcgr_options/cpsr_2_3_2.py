@@ -26,7 +26,6 @@ from capillary.contract.assemblies import ASSEMBLIES
 from capillary.contract.pcgr_options.spec import (
     OptionSpec,
     ReleaseTable,
-    choice,
     integer,
     item_list,
     number,
@@ -65,8 +64,8 @@ OPTIONS = options(
     OptionSpec(
         "panel_id",
         "str",
-        "Virtual gene panel(s): \"0\" (CPSR's exploratory panel, all genes) alone, or one or "
-        "several comma-separated Genomics England PanelApp panels \"1\"-\"43\"",
+        'Virtual gene panel(s): "0" (CPSR\'s exploratory panel, all genes) alone, or one or '
+        'several comma-separated Genomics England PanelApp panels "1"-"43"',
         items=PANELS,
         required=True,
     ),

@@ -104,8 +104,7 @@ class OptionSpec:
             problems.append(
                 Problem(
                     "option_range",
-                    f"{self.name} must be {self.range_text()} in {release} "
-                    f"(found {vocabulary.shown(value)})",
+                    f"{self.name} must be {self.range_text()} in {release} (found {vocabulary.shown(value)})",
                     where,
                 )
             )
@@ -300,9 +299,7 @@ class ReleaseTable:
             if reason is not None:
                 # Reported against an option the sample set, the one it can change.
                 named = next((name for name in rule.options if name in valid), rule.options[0])
-                problems.append(
-                    Problem("option_conflict", f"{reason} ({self.label})", f"option {named}")
-                )
+                problems.append(Problem("option_conflict", f"{reason} ({self.label})", f"option {named}"))
         return problems
 
     def option_argv(self, options: Mapping[str, Any], skip: Iterable[str] = ()) -> list[str]:
