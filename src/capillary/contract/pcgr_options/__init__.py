@@ -54,6 +54,7 @@ __all__ = [
     "OPTIONS",
     "PCGR_RELEASES",
     "PROGRAMS",
+    "PROGRAM_FOR_KIND",
     "TABLES",
     "OptionSpec",
     "Problem",
@@ -81,6 +82,9 @@ TABLES: dict[tuple[str, str], ReleaseTable] = {
     )
 }
 PROGRAMS: tuple[str, ...] = tuple(dict.fromkeys(program for program, _ in TABLES))
+# The program that reports each kind of sample where a deployment runs PCGR for real (its
+# consumer's engine_normal = "cpsr"): germline samples get CPSR's report, somatic ones PCGR's.
+PROGRAM_FOR_KIND = {"somatic": "pcgr", "normal": "cpsr"}
 DEFAULT_RELEASE = "2.3.2"
 
 

@@ -161,7 +161,7 @@ class OptionSpec:
             return [
                 Problem(
                     "option_choice",
-                    f"{self.name} items must come from {self._items_text()} in {release} "
+                    f"{self.name} items must come from {self.items_text()} in {release} "
                     f"(unknown: {', '.join(vocabulary.shown(i) for i in unknown)})",
                     where,
                 )
@@ -209,7 +209,7 @@ class OptionSpec:
             return f"{'<' if self.max_exclusive else '<='} {number_text(high)}"
         return "any number"
 
-    def _items_text(self) -> str:
+    def items_text(self) -> str:
         """The items as a message lists them: `0-43` for a run of whole numbers, else each one."""
         items = self.items or ()
         if len(items) > 3 and all(i.isdigit() for i in items):
