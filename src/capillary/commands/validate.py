@@ -50,8 +50,9 @@ def register(subparsers: Any) -> None:
         help="check a sample tarball (or a key) against the sample contract",
         description=(
             "Check a sample tarball offline: safe members, bgzipped VCFs with valid headers, contigs "
-            "matching the declared assembly, and a TOML of options the PCGR release accepts. Exits 0 "
-            "when the sample is valid, 1 when it is not (every problem is printed), 2 on usage errors."
+            "matching the declared assembly, and a TOML of options the release accepts (PCGR's, or "
+            "CPSR's for a -normal sample). Exits 0 when the sample is valid, 1 when it is not (every "
+            "problem is printed), 2 on usage errors."
         ),
     )
     target = parser.add_mutually_exclusive_group(required=True)
