@@ -235,3 +235,13 @@ def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "consumer.toml"
     path.write_text(text)
     return path
+
+
+def test_the_upload_check_reports_the_program_a_sample_comes_closest_to() -> None:
+    # GIVEN a germline sample with one bad CPSR value, checked without knowing its engine
+    problems = validate_options({"genome_assembly": "grch38", "panel_id": "0,5"}, program=None)
+    # THEN the problem shown is CPSR's, not every CPSR option PCGR lacks
+    assert [p.member for p in problems] == ["option panel_id"] and "CPSR 2.3.2" in problems[0].message
+    # AND a somatic sample's problems stay PCGR's
+    [problem] = validate_options({"genome_assembly": "grch38", "tumour_site": 1}, program=None)
+    assert problem.message == "unknown PCGR option 'tumour_site'"

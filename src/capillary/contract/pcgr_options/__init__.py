@@ -25,8 +25,9 @@ never a sample's. Boolean options are switches: `true` passes the flag, `false` 
 `validate_options(mapping, release, program=...)` checks for one release of one program; without a
 release, a sample is valid when some release of the program accepts it, and the problems shown are
 the default release's. With `program=None` a sample is valid when some release of either program
-accepts it (the tarball validator, which knows neither where the sample will run nor which engine
-the deployment gives its kind, uses that; the worker's engine checks strictly).
+accepts it, and the problems shown are those of the program it comes closest to (the tarball
+validator, which knows neither where the sample will run nor which engine the deployment gives
+its kind, uses that; the worker's engine checks strictly).
 `DEFAULT_RELEASE` is the catalogue's current release (a unit test keeps the two equal).
 """
 
@@ -150,13 +151,12 @@ def validate_options(
 
     Without a release, the options are valid when any release's table accepts them; otherwise
     the problems are the default release's. With `program=None`, valid when any program's are
-    (the problems shown are PCGR's).
+    (the problems shown are the closest program's, PCGR's on a tie).
     """
     if program is None:
-        found_by_program = {p: validate_options(mapping, release, cna=cna, program=p) for p in PROGRAMS}
-        if any(not problems for problems in found_by_program.values()):
-            return []
-        return found_by_program["pcgr"]
+        found_by_program = [validate_options(mapping, release, cna=cna, program=p) for p in PROGRAMS]
+
+        return min(found_by_program, key=_distance)
     if release is None:
         found = {r: validate_options(mapping, r, cna=cna, program=program) for r in releases(program)}
         if any(not problems for problems in found.values()):
@@ -176,6 +176,14 @@ def with_defaults(
 ) -> dict[str, Any]:
     """The sample's options completed with the release's defaults (options without one stay absent)."""
     return {**table(release, program).defaults(), **mapping}
+
+
+def _distance(problems: list[Problem]) -> tuple[int, int]:
+    """How far options are from a program, by its problems: the names it lacks, then the problems.
+    The smallest is the program they are written for (a germline sample with one bad CPSR value
+    hears about that value, not about the CPSR options PCGR lacks; PCGR's on a tie)."""
+    unknown = sum(p.code in ("option_unknown", "option_unavailable") for p in problems)
+    return unknown, len(problems)
 
 
 def _not_an_option(name: str, value: Any, release_table: ReleaseTable) -> Problem:
