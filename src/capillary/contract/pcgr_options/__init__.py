@@ -155,7 +155,6 @@ def validate_options(
     """
     if program is None:
         found_by_program = [validate_options(mapping, release, cna=cna, program=p) for p in PROGRAMS]
-
         return min(found_by_program, key=_distance)
     if release is None:
         found = {r: validate_options(mapping, r, cna=cna, program=program) for r in releases(program)}
