@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from capillary.local.playbook import REPO, run_playbook
-from capillary.worker.config import load_config
+from capillary.worker.config import engine_for, load_config
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +35,7 @@ CASES: dict[str, dict[str, object]] = {
         "pcgr_consumer_pcgr_container_runtime": "/usr/bin/podman",
         "pcgr_consumer_pcgr_conda_prefix": "/opt/pcgr/2.3.0/envs/pcgr",
     },
+    "cpsr-for-normal": {"pcgr_consumer_engine": "pcgr", "pcgr_consumer_engine_normal": "cpsr"},
 }
 
 
@@ -81,6 +82,16 @@ def test_the_role_defaults_serve_grch38_from_the_refdata_root(rendered: dict[str
     assert cfg.state_file == Path("/run/capillary/state.json")
     assert pcgr.conda_env == Path(f"/opt/pcgr/{pcgr.release}/envs/pcgr")
     assert "deployment" not in rendered["defaults"].read_text()
+
+
+def test_a_deployment_gives_normal_samples_to_cpsr(rendered: dict[str, Path]) -> None:
+    # GIVEN a PCGR deployment whose germline samples get CPSR's report
+    cfg = load_config(rendered["cpsr-for-normal"], env={})
+    # THEN the daemon runs CPSR for normal samples and PCGR for somatic ones
+    assert (engine_for(cfg, "normal"), engine_for(cfg, "somatic")) == ("cpsr", "pcgr")
+    # AND by default every kind runs on pcgr_consumer_engine
+    defaults = load_config(rendered["defaults"], env={})
+    assert {engine_for(defaults, kind) for kind in ("normal", "somatic")} == {defaults.engine}
 
 
 def test_a_moved_data_volume_moves_the_whole_layout(rendered: dict[str, Path]) -> None:

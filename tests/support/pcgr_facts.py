@@ -1,13 +1,15 @@
-"""A PCGR parser built from the option tables, and the option sets the engine is tested with.
+"""A PCGR or CPSR parser built from the option tables, and the option sets the engines are tested with.
 
-`fact_parser(table)` is an argparse parser constructed from one release's table the way PCGR's
-`cli()` declares its arguments (flags, types, choices, defaults, required ones, store_true
-switches), and `fact_checks(table, namespace)` applies the table's ranges and rules to what it
-parsed, as PCGR's argument checker applies its own to its namespace. A command line the engine
+`fact_parser(table)` is an argparse parser constructed from one program's release table the way
+PCGR's `cli()` (CPSR's `get_args()`) declares its arguments (flags, types, choices, defaults,
+required ones, store_true switches), and `fact_checks(table, namespace)` applies the table's
+ranges and rules to what it parsed, as the argument checker applies its own to its namespace.
+Every helper works from the table alone, so one module serves both programs. A command line the engine
 builds must get through both: that catches a flag the release lacks, a float where it wants an
 integer, a switch given a value, a rule broken by the engine's own additions (threads).
 
-`option_cases(table)` yields, per release, every option alone at its boundary values (with the
+`option_cases(table)` yields, per release, every option alone (on the options the program
+requires, `base_options`) at its boundary values (with the
 companions its rules ask for) and every pair of options, plus the values just outside each range,
 so a test can check both halves: what the validator accepts, the parser accepts; what it refuses,
 it refuses naming the option.
@@ -52,8 +54,8 @@ _TYPES = {"int": int, "float": float, "str": str}
 
 
 def fact_parser(table: ReleaseTable) -> argparse.ArgumentParser:
-    """PCGR's command line at `table.release`, built from the table alone."""
-    parser = _Parser(prog=f"pcgr-{table.release}", add_help=False, allow_abbrev=False)
+    """The program's command line at `table.release`, built from the table alone."""
+    parser = _Parser(prog=f"{table.program}-{table.release}", add_help=False, allow_abbrev=False)
     for role, flag in table.inputs.items():
         parser.add_argument(flag, dest=f"path_{role}", required=role != "cna")
     for spec in table.options.values():
@@ -66,7 +68,7 @@ def fact_parser(table: ReleaseTable) -> argparse.ArgumentParser:
             type=_TYPES[spec.type],
             default=spec.default,
             choices=spec.choices,
-            required=spec.name in ("genome_assembly", "sample_id"),
+            required=spec.required or spec.name == "sample_id",
         )
     return parser
 
@@ -79,7 +81,7 @@ def fact_checks(table: ReleaseTable, namespace: argparse.Namespace) -> list[str]
         str(problem)
         for name, value in parsed.items()
         if value is not None
-        for problem in table.options[name].problems(value, table.release)
+        for problem in table.options[name].problems(value, table.release, table.program)
     ]
     has_cna = getattr(namespace, "path_cna", None) is not None
     for rule in table.rules:
@@ -92,7 +94,7 @@ def fact_checks(table: ReleaseTable, namespace: argparse.Namespace) -> list[str]
 
 
 def engine_args(table: ReleaseTable, options: Mapping[str, Any], *, cna: bool) -> list[str]:
-    """The engine's PCGR arguments for `options` (raises EngineInputError when it refuses)."""
+    """The engine's arguments for `options` (raises EngineInputError when it refuses)."""
     return build_args(
         release=table.release,
         options=options,
@@ -102,7 +104,23 @@ def engine_args(table: ReleaseTable, options: Mapping[str, Any], *, cna: bool) -
         refdata_dir=PATHS["refdata"],
         vep_dir=PATHS["vep"],
         sample_id="b1-0a1b2c-somatic",
+        program=table.program,
     )
+
+
+def base_options(table: ReleaseTable) -> dict[str, Any]:
+    """What every case starts from: genome_assembly and each other option the program requires
+    (CPSR's panel_id) at its first valid value."""
+    base: dict[str, Any] = {"genome_assembly": "grch38"}
+    for spec in table.options.values():
+        if spec.required and spec.name not in base:
+            base[spec.name] = spec.items[0] if spec.items else valid_values(spec)[0]
+    return base
+
+
+def cna_choices(table: ReleaseTable) -> tuple[bool, ...]:
+    """With and without a copy-number file, for a program that takes one (CPSR takes none)."""
+    return (False, True) if "cna" in table.inputs else (False,)
 
 
 # -- the option sets -------------------------------------------------------------------------------
@@ -131,7 +149,7 @@ def valid_values(spec: OptionSpec) -> list[Any]:
     if spec.items is not None:
         if spec.permutation:
             return [",".join(spec.items), ",".join(reversed(spec.items))]
-        return [",".join(spec.items), spec.items[0], ",".join(spec.items[::-1])]
+        return [",".join(spec.items), spec.items[0], ",".join(spec.items[1:]), ",".join(spec.items[::-1])]
     return _numbers(spec)
 
 
@@ -194,10 +212,10 @@ def _with_companions(
     table: ReleaseTable, options: dict[str, Any], cna: bool
 ) -> tuple[dict[str, Any], list[Any]]:
     """`options` plus what the rules they break ask for, when a companion satisfies them."""
-    first = validate_options(options, table.release, cna=cna)
+    first = validate_options(options, table.release, cna=cna, program=table.program)
     current = dict(options)
     for _ in range(3):
-        problems = validate_options(current, table.release, cna=cna)
+        problems = validate_options(current, table.release, cna=cna, program=table.program)
         if not problems or any(p.code != "option_conflict" for p in problems):
             break
         added = False
@@ -205,7 +223,8 @@ def _with_companions(
             for name in rule.options:
                 if name in COMPANIONS and name in table.options and name not in current:
                     trial = {**current, name: COMPANIONS[name]}
-                    if len(validate_options(trial, table.release, cna=cna)) < len(problems):
+                    trial_problems = validate_options(trial, table.release, cna=cna, program=table.program)
+                    if len(trial_problems) < len(problems):
                         current, added = trial, True
                         break
         if not added:
@@ -214,17 +233,18 @@ def _with_companions(
 
 
 def option_cases(table: ReleaseTable) -> Iterator[Case]:
-    """Every option alone at each valid value, with and without a CNA file; every pair of
-    options (a third of them with a CNA file); all options at once."""
-    assembly = {"genome_assembly": "grch38"}
+    """Every option alone at each valid value, with and without a CNA file (where the program
+    takes one); every pair of options (a third of them with a CNA file); all options at once."""
+    assembly = base_options(table)
+    takes_cna = "cna" in table.inputs
     yield Case("baseline", dict(assembly), False)
-    yield Case("baseline grch37 cna", {"genome_assembly": "grch37"}, True)
+    yield Case("baseline grch37 cna", {**assembly, "genome_assembly": "grch37"}, takes_cna)
     singles: dict[str, list[dict[str, Any]]] = {}
     for spec in table.options.values():
         if spec.name == "genome_assembly":
             continue
         for value in valid_values(spec):
-            for cna in (False, True):
+            for cna in cna_choices(table):
                 options, _ = _with_companions(table, {**assembly, spec.name: value}, cna)
                 yield Case(f"{spec.name}={value!r}{' cna' if cna else ''}", options, cna)
                 if not cna:
@@ -233,28 +253,28 @@ def option_cases(table: ReleaseTable) -> Iterator[Case]:
     for index, (left, right) in enumerate(itertools.combinations(names, 2)):
         # One end of each, alternating, so both ends of every option meet the others.
         a, b = (singles[left][0], singles[right][-1]) if index % 2 else (singles[left][-1], singles[right][0])
-        yield Case(f"{left}+{right}", {**a, **b}, index % 3 == 0)
+        yield Case(f"{left}+{right}", {**a, **b}, takes_cna and index % 3 == 0)
     everything = {**assembly}
     for name in names:
         everything.update(singles[name][0])
     yield Case("every option at its first value", everything, False)
-    yield Case("every option at its first value, cna", everything, True)
+    yield Case("every option at its first value, cna", everything, takes_cna)
 
 
 def refused_cases(table: ReleaseTable, other_options: set[str]) -> Iterator[tuple[Case, str]]:
     """Option sets the release refuses, each with the option the refusal must name: values
     outside each option's range or type, options of other releases only, rules broken alone."""
-    assembly = {"genome_assembly": "grch38"}
+    assembly = base_options(table)
     for spec in table.options.values():
         for value in invalid_values(spec):
             yield Case(f"{spec.name}={value!r}", {**assembly, spec.name: value}, False), spec.name
     for name in sorted(other_options - set(table.options)):
-        yield Case(f"{name} (not in {table.release})", {**assembly, name: 1}, False), name
+        yield Case(f"{name} (not in {table.label})", {**assembly, name: 1}, False), name
     for name in sorted(table.not_sample_options):
         yield Case(f"{name} (engine-owned)", {**assembly, name: "x"}, False), name
     for spec in table.options.values():
         for value in valid_values(spec):
-            for cna in (False, True):
+            for cna in cna_choices(table):
                 options = {**assembly, spec.name: value}
                 _, first = _with_companions(table, options, cna)
                 if first:
@@ -267,6 +287,15 @@ DOC_BEGIN = "<!-- options table: generated from the option tables by tests/suppo
 DOC_END = "<!-- end of options table -->"
 
 
+def doc_markers(program: str = "pcgr") -> tuple[str, str]:
+    """Where `options_markdown(program)` sits in docs/sample-contract.md."""
+    if program == "pcgr":
+        return DOC_BEGIN, DOC_END
+    return DOC_BEGIN.replace("options table", f"{program} options table"), DOC_END.replace(
+        "options table", f"{program} options table"
+    )
+
+
 def _cell(spec: OptionSpec | None) -> str:
     if spec is None:
         return "—"
@@ -277,7 +306,7 @@ def _cell(spec: OptionSpec | None) -> str:
     elif spec.items is not None:
         if spec.permutation:
             return f"all {len(spec.items)} of {', '.join(spec.items)}, each once"
-        text = "any of " + ", ".join(spec.items)
+        text = "any of " + spec.items_text()
     elif spec.vocabulary == "sample_id" and spec.length:
         text = f"{spec.length[0]}-{spec.length[1]} characters"
     elif spec.vocabulary in ("info_tag", "info_tags"):
@@ -293,20 +322,22 @@ def _cell(spec: OptionSpec | None) -> str:
     return text
 
 
-def options_markdown() -> str:
-    """The table of every option and what each release accepts, as docs/sample-contract.md has it."""
-    from capillary.contract.pcgr_options import PCGR_RELEASES, table
+def options_markdown(program: str = "pcgr") -> str:
+    """The table of every option of `program` and what each release accepts, as
+    docs/sample-contract.md has it."""
+    from capillary.contract.pcgr_options import releases, table
 
-    tables = [table(release) for release in PCGR_RELEASES]
+    tables = [table(release, program) for release in releases(program)]
     names: list[str] = []
     for spec_table in tables:
         names += [name for name in spec_table.options if name not in names]
     lines = [
-        "| option | type | " + " | ".join(f"PCGR {t.release}" for t in tables) + " |",
+        "| option | type | " + " | ".join(t.label for t in tables) + " |",
         "|---|---|" + "---|" * len(tables),
     ]
     for name in names:
         specs = [t.options.get(name) for t in tables]
         kind = next(s.type for s in specs if s is not None)
         lines.append(f"| `{name}` | {kind} | " + " | ".join(_cell(s) for s in specs) + " |")
-    return "\n".join([DOC_BEGIN, *lines, DOC_END])
+    begin, end = doc_markers(program)
+    return "\n".join([begin, *lines, end])

@@ -1,12 +1,12 @@
 """Property: no option value or member name puts a shell character, a path separator or a space
-onto a PCGR command line, except in the engine's own paths.
+onto a PCGR or CPSR command line, except in the engine's own paths.
 
 Hypothesis draws sample TOMLs (known option names with valid, hostile and arbitrary values, and
-arbitrary names) and member names, for every release and both ways of running PCGR, and asks the
-engine for the argv the worker would run (`PcgrEngine.preview`: the same checks and build as
-`command`, no file system). Either the engine refuses the sample, or every argument it built is
-one of its own (the executable, the runtime's arguments, its paths), an input path under the
-sample's root whose member part is a safe member name, or a flag, number or plain token.
+arbitrary names) and member names, for every release of both programs and both ways of running
+them, and asks the engine for the argv the worker would run (`PcgrEngine.preview`: the same checks
+and build as `command`, no file system). Either the engine refuses the sample, or every argument
+it built is one of its own (the executable, the runtime's arguments, its paths), an input path
+under the sample's root whose member part is a safe member name, or a flag, number or plain token.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from capillary.contract import vocabulary
 from capillary.contract.layout import CONTAINER_INPUT
-from capillary.contract.pcgr_options import PCGR_RELEASES, TABLES
+from capillary.contract.pcgr_options import TABLES
 from capillary.worker.engines import EngineInputError
+from capillary.worker.engines.cpsr import CpsrEngine
 from capillary.worker.engines.pcgr import PcgrConfig, PcgrEngine
 from tests.support.pcgr_facts import valid_values
 
@@ -58,13 +59,14 @@ HOSTILE_PARTS = [
 ]
 SAFE = st.text(alphabet="abcXYZ019_.-", max_size=8)
 NAMES = sorted({name for t in TABLES.values() for name in t.options})
-# Per release, (option, repr of a value) pairs the option alone may take.
+# Per (program, release), (option, repr of a value) pairs the option alone may take.
 VALID = {
-    release: sorted(
-        {(n, repr(v)) for n, spec in TABLES[("pcgr", release)].options.items() for v in valid_values(spec)}
-    )
-    for release in PCGR_RELEASES
+    key: sorted({(n, repr(v)) for n, spec in TABLES[key].options.items() for v in valid_values(spec)})
+    for key in TABLES
 }
+ENGINES = {"pcgr": PcgrEngine, "cpsr": CpsrEngine}
+# What a program requires besides genome_assembly, so a benign sample builds.
+REQUIRED = {"pcgr": {}, "cpsr": {"panel_id": "0"}}
 
 
 def hostile_text() -> st.SearchStrategy[str]:
@@ -85,14 +87,15 @@ def option_value() -> st.SearchStrategy[Any]:
 
 
 @st.composite
-def sample_options(draw: st.DrawFn, release: str) -> dict[str, Any]:
+def sample_options(draw: st.DrawFn, key: tuple[str, str]) -> dict[str, Any]:
     options: dict[str, Any] = {"genome_assembly": draw(st.sampled_from(["grch38", "grch37"]))}
+    options.update(REQUIRED[key[0]])
     if draw(st.booleans()):
         # The tags and the switch most thresholds ask for, so more samples get to the build
         options.update(tumor_dp_tag="TDP", tumor_af_tag="TAF", control_dp_tag="NDP", control_af_tag="NAF")
         options["estimate_tmb"] = True
     # Valid values of the release's own options (so the engine often builds something) ...
-    for name, shown in draw(st.lists(st.sampled_from(VALID[release]), max_size=5)):
+    for name, shown in draw(st.lists(st.sampled_from(VALID[key]), max_size=5)):
         options[name] = eval(shown)  # noqa: S307 - a repr of a value this module listed itself
     # ... and, in most samples, something hostile: any option's value, or an arbitrary name
     hostile = draw(st.sampled_from(["none", "none", "value", "name"]))
@@ -112,9 +115,9 @@ def member() -> st.SearchStrategy[str]:
     )
 
 
-def own_arguments(cfg: PcgrConfig) -> set[str]:
+def own_arguments(cfg: PcgrConfig, program: str) -> set[str]:
     return {
-        str(cfg.conda_env / "bin" / "pcgr"),
+        str(cfg.conda_env / "bin" / program),
         str(cfg.vep_dir),
         str(cfg.assembly_refdata_dir("grch38")),
         str(cfg.assembly_refdata_dir("grch37")),
@@ -138,18 +141,19 @@ def check_argument(arg: str, own: set[str]) -> None:
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
-    release=st.sampled_from(PCGR_RELEASES),
+    key=st.sampled_from(list(TABLES)),
     method=st.sampled_from(["conda", "container"]),
     vcf=member(),
     cna=st.one_of(st.none(), st.just("s/s.cna.tsv"), member()),
     threads=st.integers(min_value=1, max_value=256),
 )
 def test_nothing_a_sample_carries_reaches_argv_unsafe(
-    data: st.DataObject, release: str, method: str, vcf: str, cna: str | None, threads: int
+    data: st.DataObject, key: tuple[str, str], method: str, vcf: str, cna: str | None, threads: int
 ) -> None:
-    options = data.draw(sample_options(release))
+    program, release = key
+    options = data.draw(sample_options(key))
     cfg = PcgrConfig(release=release, method=method, threads=threads, container_image="localhost/pcgr:x")
-    engine = PcgrEngine(cfg)
+    engine = ENGINES[program](cfg)
     try:
         argv = engine.preview(
             ROOT, [ROOT / vcf], ROOT / cna if cna else None, options, "b1-0a1b2c-somatic", OUTDIR, user="1:1"
@@ -158,20 +162,20 @@ def test_nothing_a_sample_carries_reaches_argv_unsafe(
         event("refused")
         return
     event("built")
-    own = own_arguments(cfg)
+    own = own_arguments(cfg, program)
     if method == "container":
-        # Everything up to the image's `pcgr` is the runtime's: the same for any sample
+        # Everything up to the image's `pcgr` (`cpsr`) is the runtime's: the same for any sample
         benign = engine.preview(
             ROOT,
             [ROOT / "s/t.vcf.gz"],
             None,
-            {"genome_assembly": options["genome_assembly"]},
+            {"genome_assembly": options["genome_assembly"], **REQUIRED[program]},
             "b1-0a1b2c-somatic",
             OUTDIR,
             user="1:1",
         )
-        head = argv[: argv.index("pcgr") + 1]
-        assert head == benign[: benign.index("pcgr") + 1]
+        head = argv[: argv.index(program) + 1]
+        assert head == benign[: benign.index(program) + 1]
         argv = argv[len(head) :]
         own |= {"/mnt/refdata", "/mnt/vep", "/mnt/output"}
     for arg in argv:

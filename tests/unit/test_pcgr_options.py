@@ -19,7 +19,7 @@ from capillary.contract.pcgr_options import (
     with_defaults,
 )
 from capillary.release.catalogue import load_catalogue
-from tests.support.pcgr_facts import DOC_BEGIN, DOC_END, options_markdown
+from tests.support.pcgr_facts import DOC_BEGIN, DOC_END, doc_markers, options_markdown
 
 GRCH38 = {"genome_assembly": "grch38"}
 TAGS = {"tumor_dp_tag": "TDP", "tumor_af_tag": "TAF"}
@@ -285,3 +285,12 @@ def test_the_contract_docs_show_the_tables_as_they_are() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "sample-contract.md").read_text()
     start, end = docs.index(DOC_BEGIN), docs.index(DOC_END) + len(DOC_END)
     assert docs[start:end] == options_markdown()
+
+
+def test_the_contract_docs_show_cpsrs_tables_as_they_are() -> None:
+    # docs/sample-contract.md's CPSR table, regenerated as the PCGR one is, with
+    # `options_markdown("cpsr")`
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "sample-contract.md").read_text()
+    begin, end = doc_markers("cpsr")
+    start, stop = docs.index(begin), docs.index(end) + len(end)
+    assert docs[start:stop] == options_markdown("cpsr")

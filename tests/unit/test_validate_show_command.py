@@ -130,3 +130,74 @@ def test_usage_errors_exit_2(
 def test_show_command_needs_a_tarball(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--show-command", "--key", "inputs/b1-0a1b2c-somatic.tar.gz")
     assert code == 2 and "needs a tarball" in err
+
+
+# A germline sample's CPSR options: make_sample_tarball's PCGR defaults removed.
+CPSR_OPTIONS: dict[str, Any] = {
+    **dict.fromkeys(
+        (
+            "assay",
+            "tumor_site",
+            "tumor_purity",
+            "tumor_ploidy",
+            "tumor_dp_tag",
+            "tumor_af_tag",
+            "estimate_tmb",
+            "estimate_msi",
+        )
+    ),
+    "panel_id": "1,5",
+    "gwas_findings": True,
+}
+
+
+def test_a_normal_sample_shows_the_cpsr_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN a -normal sample with CPSR options
+    tarball = make_sample_tarball(tmp_path, batch="b1", uuid="0a1b2c", kind="normal", options=CPSR_OPTIONS)
+    # WHEN its command is shown
+    code, out, _ = run(capsys, "--json", "--show-command", str(tarball))
+    # THEN it is CPSR's, from the same install, bundle and VEP cache as PCGR's
+    current = load_catalogue().current.version
+    assert code == 0 and out["engine"] == "cpsr"
+    [command] = out["commands"]
+    argv = command["argv"]
+    assert command["engine"] == "cpsr"
+    assert argv[0] == f"/opt/pcgr/{current}/envs/pcgr/bin/cpsr"
+    assert flag_value(argv, "--input_vcf") == f"{WORKSPACE}/input/b1-0a1b2c-normal/tumor1.vcf.gz"
+    assert flag_value(argv, "--refdata_dir") == "/srv/capillary/refdata/current/grch38"
+    assert flag_value(argv, "--vep_dir") == "/srv/capillary/vep/current"
+    assert flag_value(argv, "--sample_id") == "b1-0a1b2c-normal"
+    assert flag_value(argv, "--panel_id") == "1,5" and "--gwas_findings" in argv
+    assert "--input_cna" not in argv
+
+
+def test_a_normal_sample_on_1_4_1_runs_that_releases_cpsr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tarball = make_sample_tarball(tmp_path, batch="b1", uuid="0a1b2c", kind="normal", options=CPSR_OPTIONS)
+    code, out, _ = run(
+        capsys, "--json", "--show-command", "--release", "1.4.1", "--method", "container", str(tarball)
+    )
+    assert code == 0
+    argv = out["commands"][0]["argv"]
+    image = load_catalogue().release("1.4.1").install.image_ref
+    inner = argv[argv.index(image) + 1 :]
+    assert inner[0] == "cpsr"
+    assert flag_value(inner, "--pcgr_dir") == "/mnt/refdata" and "--vep_dir" not in inner
+
+
+def test_a_normal_sample_is_checked_against_cpsrs_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a -normal sample carrying PCGR's options and a copy-number file
+    tarball = make_sample_tarball(tmp_path, batch="b1", uuid="0a1b2c", kind="normal", cna=True)
+    # WHEN it is validated
+    code, out, _ = run(capsys, "--json", str(tarball))
+    # THEN CPSR's table refuses each PCGR option, asks for a panel and refuses the CNA file
+    assert code == 1 and out["engine"] == "cpsr"
+    codes = [p["code"] for p in out["problems"]]
+    assert codes.count("option_unknown") == 8
+    assert "option_missing" in codes and "cna_unused" in codes
+    # AND --engine pcgr judges it as PCGR would (a deployment giving normal samples to PCGR)
+    code, out, _ = run(capsys, "--json", "--engine", "pcgr", str(tarball))
+    assert code == 0 and out["engine"] == "pcgr"

@@ -1,8 +1,9 @@
 """`capillary validate`: check a sample tarball offline, or explain whether a key would be accepted.
 
-The options of a tarball's TOML are checked for one PCGR release (`--release`, default: the
-catalogue's current), as the worker running that release checks them; `--show-command` then
-prints, without running anything, the command line the worker would run for the sample.
+The options of a tarball's TOML are checked for one release (`--release`, default: the
+catalogue's current) of the program that reports the sample (`--engine`, default: by the kind in
+its name, CPSR for `-normal`, PCGR otherwise), as the worker running that release checks them;
+`--show-command` then prints, without running anything, the command line the worker would run.
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capillary.contract.layout import WorkerLayout
-from capillary.contract.pcgr_options import DEFAULT_RELEASE, UnknownReleaseError, table, validate_options
+from capillary.contract.pcgr_options import (
+    DEFAULT_RELEASE,
+    PROGRAM_FOR_KIND,
+    PROGRAMS,
+    UnknownReleaseError,
+    table,
+    validate_options,
+)
 from capillary.contract.problems import Problem
 from capillary.contract.samples import OUTPUT_PREFIX, SampleKey, SampleKeyError, parse_output_key
 from capillary.contract.tarball import Validation, validate_tarball
 from capillary.worker.engines import EngineInputError, EngineSetupError
-from capillary.worker.engines.pcgr import PcgrConfig, PcgrEngine
+from capillary.worker.engines.cpsr import CpsrEngine
+from capillary.worker.engines.pcgr import PcgrConfig, PcgrEngine, copy_number_problem
 
 if TYPE_CHECKING:
     from capillary.release.catalogue import Catalogue
@@ -32,6 +41,7 @@ if TYPE_CHECKING:
 WORKSPACE_PLACEHOLDER = "msg-XXXXXXXX"
 USER_PLACEHOLDER = "UID:GID"
 SAMPLE_PLACEHOLDER = "batch-000000-somatic"
+ENGINES: dict[str, type[PcgrEngine]] = {"pcgr": PcgrEngine, "cpsr": CpsrEngine}
 
 
 def register(subparsers: Any) -> None:
@@ -40,8 +50,9 @@ def register(subparsers: Any) -> None:
         help="check a sample tarball (or a key) against the sample contract",
         description=(
             "Check a sample tarball offline: safe members, bgzipped VCFs with valid headers, contigs "
-            "matching the declared assembly, and a TOML of options the PCGR release accepts. Exits 0 "
-            "when the sample is valid, 1 when it is not (every problem is printed), 2 on usage errors."
+            "matching the declared assembly, and a TOML of options the release accepts (PCGR's, or "
+            "CPSR's for a -normal sample). Exits 0 when the sample is valid, 1 when it is not (every "
+            "problem is printed), 2 on usage errors."
         ),
     )
     target = parser.add_mutually_exclusive_group(required=True)
@@ -51,6 +62,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--release",
         help="the PCGR release whose options the TOML is checked against (default: the catalogue's current)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=PROGRAMS,
+        help=(
+            "the program that reports the sample: cpsr (germline) or pcgr (somatic); default: by the "
+            "kind in the tarball's name, cpsr for -normal, pcgr otherwise"
+        ),
     )
     parser.add_argument(
         "--show-command",
@@ -95,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
     if args.threads < 1:
         print("capillary validate: --threads must be at least 1", file=sys.stderr)
         return 2
-    result = for_release(validate_tarball(path), release)
+    program = args.engine or _program(path)
+    label = table(release, program).label
+    result = for_release(validate_tarball(path), release, program)
     commands: list[dict[str, Any]] = []
     if result.ok and args.show_command:
         try:
-            commands = [{"engine": "pcgr", "argv": _pcgr_argv(path, result, release, args)}]
+            commands = [{"engine": program, "argv": _engine_argv(path, result, release, program, args)}]
         except EngineInputError as exc:
             result.problems.extend(Problem("engine_input", problem) for problem in exc.problems)
             result.ok = False
@@ -107,19 +128,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"capillary validate: {exc}", file=sys.stderr)
             return 2
     if args.json:
-        out: dict[str, Any] = {"path": str(path), "release": release, **result.as_dict()}
+        out: dict[str, Any] = {"path": str(path), "release": release, "engine": program, **result.as_dict()}
         if args.show_command and result.ok:
-            out = {"release": release, "commands": commands, "placeholders": _placeholders(path, args)}
+            out = {
+                "release": release,
+                "engine": program,
+                "commands": commands,
+                "placeholders": _placeholders(path, args),
+            }
         print(json.dumps(out, indent=2))
     elif not result.ok:
-        print(f"{path}: {len(result.problems)} problem(s) for PCGR {release}")
+        print(f"{path}: {len(result.problems)} problem(s) for {label}")
         for problem in result.problems:
             print(f"  - [{problem.code}] {problem}")
     elif args.show_command:
         for command in commands:
             print(shlex.join(command["argv"]))
     else:
-        print(f"{path}: valid sample for PCGR {release} ({len(result.vcfs)} VCF, assembly {result.assembly})")
+        print(f"{path}: valid sample for {label} ({len(result.vcfs)} VCF, assembly {result.assembly})")
     return 0 if result.ok else 1
 
 
@@ -140,16 +166,19 @@ def _catalogue() -> Catalogue | None:
     return load_catalogue()
 
 
-def for_release(result: Validation, release: str) -> Validation:
-    """The tarball's validation with its option problems judged for `release`: the tarball
-    validator accepts options any release takes; the worker runs one."""
+def for_release(result: Validation, release: str, program: str = "pcgr") -> Validation:
+    """The tarball's validation with its option problems judged for `program` at `release`: the
+    tarball validator accepts options any program's release takes; the worker runs one."""
     if result.toml is None or any(p.code == "toml_invalid" for p in result.problems):
         return result
     problems = [p for p in result.problems if not p.code.startswith("option_")]
     problems += [
         Problem(p.code, p.message, f"{result.toml}: {p.member or 'options'}")
-        for p in validate_options(result.options, release, cna=result.cna is not None)
+        for p in validate_options(result.options, release, cna=result.cna is not None, program=program)
     ]
+    cna_problem = copy_number_problem(table(release, program), result.cna)
+    if cna_problem is not None:
+        problems.append(Problem("cna_unused", cna_problem, result.cna))
     result.problems = problems
     result.ok = not problems
     return result
@@ -163,8 +192,19 @@ def _sample_name(path: Path) -> str:
         return SAMPLE_PLACEHOLDER
 
 
-def _pcgr_argv(path: Path, result: Validation, release: str, args: argparse.Namespace) -> list[str]:
-    """The argv the worker's pcgr engine builds for this sample, in the worker's default layout."""
+def _program(path: Path) -> str:
+    """The program reporting a sample by the kind its name gives (PCGR when it names none)."""
+    try:
+        return PROGRAM_FOR_KIND[SampleKey.parse(f"inputs/{path.name}").kind]
+    except SampleKeyError:
+        return "pcgr"
+
+
+def _engine_argv(
+    path: Path, result: Validation, release: str, program: str, args: argparse.Namespace
+) -> list[str]:
+    """The argv the worker's pcgr or cpsr engine builds for this sample, in the worker's default
+    layout (both read the `[pcgr]` install)."""
     catalogue = _catalogue()
     known = catalogue is not None and release in catalogue.versions
     image = catalogue.release(release).install.image_ref if catalogue and known else ""
@@ -172,7 +212,7 @@ def _pcgr_argv(path: Path, result: Validation, release: str, args: argparse.Name
     workspace = Path(WorkerLayout().workspace) / WORKSPACE_PLACEHOLDER
     root = workspace / "input"
     name = _sample_name(path)
-    return PcgrEngine(cfg).preview(
+    return ENGINES[program](cfg).preview(
         root,
         [root / vcf for vcf in result.vcfs],
         root / result.cna if result.cna else None,

@@ -833,7 +833,10 @@ class _Scanner:
             self.problems.append(Problem("toml_invalid", f"does not parse as TOML: {exc}", name))
             return
         self.options = options
-        for problem in validate_options(options):
+        # Neither the release nor the engine is known here (a deployment picks the engine per
+        # kind: CPSR or PCGR for a normal sample): options some program's release accepts pass,
+        # and the worker's engine checks them strictly for its own.
+        for problem in validate_options(options, program=None):
             self.problems.append(
                 Problem(problem.code, problem.message, f"{name}: {problem.member or 'options'}")
             )

@@ -5,9 +5,9 @@ reason, so a worker with a bad config never takes a message. AWS endpoints are n
 here: boto3 reads the standard `AWS_ENDPOINT_URL*` variables itself.
 
 Environment overrides use the field name in upper case: `CAPILLARY_QUEUE_URL`,
-`CAPILLARY_ENGINE_TIMEOUT_S`; fields of the `[pcgr]` and `[summary]` tables take their table as
-a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_BCFTOOLS`. A list takes its items
-comma-separated: `CAPILLARY_PCGR_ASSEMBLIES=grch37,grch38`.
+`CAPILLARY_ENGINE_TIMEOUT_S`, `CAPILLARY_ENGINE_NORMAL`; fields of the `[pcgr]` and `[summary]`
+tables take their table as a prefix: `CAPILLARY_PCGR_RELEASE`, `CAPILLARY_SUMMARY_BCFTOOLS`. A
+list takes its items comma-separated: `CAPILLARY_PCGR_ASSEMBLIES=grch37,grch38`.
 
 A worker image is the same for every deployment, so a worker learns its deployment at launch:
 `CAPILLARY_SSM_CONFIG=/capillary/<d>/config` (written by the launch into
@@ -29,6 +29,7 @@ from typing import Any
 
 from capillary.contract.assemblies import ASSEMBLIES
 from capillary.contract.layout import STATE_FILE, WorkerLayout
+from capillary.contract.samples import KINDS
 from capillary.worker.engines import available as available_engines
 from capillary.worker.engines.pcgr import PcgrConfig
 from capillary.worker.engines.summary import SummaryConfig
@@ -54,6 +55,10 @@ class ConsumerConfig:
     workdir: Path = Path(WorkerLayout().workspace)
     state_file: Path = Path(STATE_FILE)
     engine: str = "summary"
+    # The engine per kind of sample (the key's `-normal` / `-somatic`); empty: `engine`. A PCGR
+    # deployment sets engine_normal = "cpsr" so germline samples get CPSR's report (issue 21).
+    engine_normal: str = ""
+    engine_somatic: str = ""
     engine_timeout_s: int = 36000
     poll_wait_s: int = 20
     # How long the consumer holds a message at a time: the visibility it asks for at receive and
@@ -179,6 +184,18 @@ def _build(cls: type[Any], prefix: str, table: Mapping[str, Any], env: Mapping[s
         raise ConfigError(str(exc)) from exc
 
 
+def engine_for(cfg: ConsumerConfig, kind: str) -> str:
+    """The engine that runs a sample of `kind` (`normal` or `somatic`): the one function that
+    picks it (the consumer builds these engines at start, the pipeline asks per work item)."""
+    chosen = {"normal": cfg.engine_normal, "somatic": cfg.engine_somatic}.get(kind, "")
+    return chosen or cfg.engine
+
+
+def engines_in_use(cfg: ConsumerConfig) -> tuple[str, ...]:
+    """Every engine some kind of sample runs on, each once, in the order of KINDS."""
+    return tuple(dict.fromkeys(engine_for(cfg, kind) for kind in KINDS))
+
+
 def _positive(name: str, value: float) -> None:
     if value <= 0:
         raise ConfigError(f"{name}: must be greater than 0, got {value!r}")
@@ -188,8 +205,10 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
     """Cross-field checks; returns `cfg` or raises ConfigError naming the field."""
     if not cfg.queue_url.startswith(("https://", "http://")):
         raise ConfigError(f"queue_url: expected an SQS queue URL (http[s]://…), got {cfg.queue_url!r}")
-    if cfg.engine not in available_engines():
-        raise ConfigError(f"engine: {cfg.engine!r} is not one of {', '.join(available_engines())}")
+    for name in ("engine", "engine_normal", "engine_somatic"):
+        chosen = getattr(cfg, name)
+        if (chosen or name == "engine") and chosen not in available_engines():
+            raise ConfigError(f"{name}: {chosen!r} is not one of {', '.join(available_engines())}")
     if not cfg.workdir.is_absolute():
         raise ConfigError(f"workdir: must be an absolute path, got {str(cfg.workdir)!r}")
     if not cfg.state_file.is_absolute():
@@ -229,7 +248,8 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
         raise ConfigError(f"imds_url: expected an http URL, got {cfg.imds_url!r}")
     if cfg.pcgr.method not in ("conda", "container"):
         raise ConfigError(f"pcgr.method: {cfg.pcgr.method!r} is not one of conda, container")
-    if cfg.engine == "pcgr" and cfg.pcgr.method == "container" and not cfg.pcgr.container_image:
+    pcgr_engines = [e for e in engines_in_use(cfg) if e in ("pcgr", "cpsr")]
+    if pcgr_engines and cfg.pcgr.method == "container" and not cfg.pcgr.container_image:
         raise ConfigError("pcgr.container_image: required when pcgr.method is container")
     _check_refdata(cfg.pcgr)
     _positive("pcgr.threads", cfg.pcgr.threads)

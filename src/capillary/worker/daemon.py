@@ -37,8 +37,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from capillary.contract.layout import EXIT_CONFIG, EXIT_IDLE, EXIT_OK
 from capillary.contract.message import WorkMessage, WorkMessageError
+from capillary.contract.samples import KINDS
 from capillary.worker import sandbox
-from capillary.worker.config import ConsumerConfig
+from capillary.worker.config import ConsumerConfig, engine_for, engines_in_use
 from capillary.worker.engines import get_engine
 from capillary.worker.fleet import leave_group
 from capillary.worker.imds import IMDSClient, IMDSError
@@ -97,7 +98,7 @@ class Consumer:
         self.sqs = boto3.client("sqs", config=boto_cfg, **region)
         self.s3 = boto3.client("s3", config=boto_cfg, **region)
         self.imds = IMDSClient(cfg.imds_url)
-        self.engine = get_engine(cfg.engine, cfg)
+        self.engines = {name: get_engine(name, cfg) for name in engines_in_use(cfg)}
         self.stop = threading.Event()
         self.stop_reason = ""
         self.state = StateFile(cfg.state_file)
@@ -108,7 +109,7 @@ class Consumer:
         self.outputs = Outputs(cfg, self.s3, self.sqs, self.stop, self.identity)
         self.requeue = Requeue(cfg, self.sqs, self.identity)
         self.pipeline = SamplePipeline(
-            cfg, self.s3, self.engine, self.outputs, self.stop, self.identity, self._phase
+            cfg, self.s3, self.engines, self.outputs, self.stop, self.identity, self._phase
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -143,6 +144,7 @@ class Consumer:
                 "state": state,
                 "pid": os.getpid(),
                 "engine": self.cfg.engine,
+                "engines": {kind: engine_for(self.cfg, kind) for kind in KINDS},
                 "queue_url": self.cfg.queue_url,
                 "visibility_extension_s": self.cfg.visibility_extension_s,
                 "updated": now_iso(),
@@ -195,9 +197,9 @@ class Consumer:
             watcher = SpotWatcher(self)
             watcher.start()
         log.info(
-            "consumer started: engine %s, queue %s; a message is held %d s at a time, extended every "
+            "consumer started: engines %s, queue %s; a message is held %d s at a time, extended every "
             "%d s (the queue's own visibility, %s, is only the net)",
-            self.cfg.engine,
+            ", ".join(f"{kind} {engine_for(self.cfg, kind)}" for kind in KINDS),
             self.cfg.queue_url,
             self.cfg.visibility_extension_s,
             self.cfg.heartbeat_s,

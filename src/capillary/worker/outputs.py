@@ -36,7 +36,7 @@ from capillary.contract.message import (
     META_SHA256,
 )
 from capillary.contract.samples import OUTPUT_PREFIX
-from capillary.worker.config import ConsumerConfig
+from capillary.worker.config import ConsumerConfig, engine_for
 from capillary.worker.item import HandBackError, SampleFailedError, Settled, WorkItem, now_iso
 
 # The daemon's logger: every line the worker logs carries the same `logger` name.
@@ -278,7 +278,7 @@ class Outputs:
             "dead_letter_queue": final,
             "history": [a.as_dict() for a in item.message.history],
             "log_tail": log_tail(engine_log, self.cfg.log_tail_lines),
-            "engine": self.cfg.engine,
+            "engine": engine_for(self.cfg, item.sample.kind),
             "capillary": __version__,
             "worker": self.identity(),
             "time": now_iso(),

@@ -1,5 +1,6 @@
 """One sample's pipeline, from the message to the uploaded output: fetch (`fetch`: download,
-verify and safe extraction in one pass), the engine as a subprocess in its own process group, an
+verify and safe extraction in one pass), the engine for the sample's kind (`config.engine_for`:
+CPSR for a normal sample where the deployment says so) as a subprocess in its own process group, an
 output tarball holding only this run's output directory and `run.json`, and the upload
 (`outputs`, which retries it while the engine's output waits). A drain is checked between the
 steps; once the engine has finished, its output is uploaded even during a drain (one try).
@@ -14,13 +15,13 @@ import signal
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from capillary import __version__
 from capillary.contract.tarball import ExtractedSample
-from capillary.worker.config import ConsumerConfig
+from capillary.worker.config import ConsumerConfig, engine_for
 from capillary.worker.engines import Engine, EngineInputError, EngineSetupError, ProcessOutcome, run_process
 from capillary.worker.fetch import CHUNK, Fetched, InputFetcher
 from capillary.worker.item import (
@@ -75,26 +76,31 @@ class SamplePipeline:
         self,
         cfg: ConsumerConfig,
         s3: Any,
-        engine: Engine,
+        engines: Mapping[str, Engine],
         outputs: Outputs,
         stop: threading.Event,
         identity: Callable[[], dict[str, str]],
         on_phase: Callable[[WorkItem, str], None],
     ) -> None:
         self.cfg = cfg
-        self.engine = engine
+        # Every engine the configuration gives some kind of sample, by name.
+        self.engines = engines
         self.outputs = outputs
         self.fetcher = InputFetcher(cfg, s3, outputs, stop, on_phase)
         self.stop = stop
         self.identity = identity
         self.on_phase = on_phase
-        self._versions: dict[str, str] | None = None
+        self._versions: dict[str, dict[str, str]] = {}
 
-    def versions(self) -> dict[str, str]:
-        """The engine's versions (run.json), asked once: the image does not change under a daemon."""
-        if self._versions is None:
-            self._versions = self.engine.versions()
-        return self._versions
+    def engine_for(self, item: WorkItem) -> Engine:
+        """The engine for this sample's kind, as the configuration names it."""
+        return self.engines[engine_for(self.cfg, item.sample.kind)]
+
+    def versions(self, engine: Engine) -> dict[str, str]:
+        """An engine's versions (run.json), asked once: the image does not change under a daemon."""
+        if engine.name not in self._versions:
+            self._versions[engine.name] = engine.versions()
+        return self._versions[engine.name]
 
     def run(self, item: WorkItem, ws: Path, heartbeat: Heartbeat) -> Settled:
         """Everything for one message in workspace `ws`, up to and including the upload."""
@@ -115,15 +121,14 @@ class SamplePipeline:
         ctx = item.ctx
         outdir = ws / "out" / item.sample.name
         outdir.mkdir(parents=True)
+        engine = self.engine_for(item)
         try:
-            cmd = self.engine.command(sample, item.sample.name, outdir)
+            cmd = engine.command(sample, item.sample.name, outdir)
         except EngineInputError as exc:
             raise SampleFailedError("options", f"the sample cannot be run: {exc}", retryable=False) from exc
         except EngineSetupError as exc:
             raise SampleFailedError("engine-setup", str(exc)) from exc
-        log.info(
-            "engine %s starting", self.cfg.engine, extra={**ctx, "phase": "engine", "engine": self.cfg.engine}
-        )
+        log.info("engine %s starting", engine.name, extra={**ctx, "phase": "engine", "engine": engine.name})
         self.on_phase(item, "engine")
         outcome = run_process(
             cmd, ws / ENGINE_LOG, self.cfg.engine_timeout_s, (self.stop, heartbeat.exhausted)
@@ -182,7 +187,7 @@ class SamplePipeline:
         }
         return {
             "capillary": __version__,
-            "versions": self.versions(),
+            "versions": self.versions(self.engine_for(item)),
             "worker": self.identity(),
             "message_id": item.message_id,
             "attempt": item.attempt,

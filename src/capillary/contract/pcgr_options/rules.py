@@ -1,4 +1,4 @@
-"""The kinds of cross-option rule PCGR's argument checks apply, as `Rule` factories.
+"""The kinds of cross-option rule PCGR's and CPSR's argument checks apply, as `Rule` factories.
 
 Which rules a release has, with which options and thresholds, is written in that release's table;
 these factories only say how each kind is checked and worded. Every rule reads the effective
@@ -152,3 +152,16 @@ def _while(when: tuple[str, tuple[Any, ...]] | None) -> str:
     if when is None:
         return ""
     return f" when {when[0]} is {' or '.join(repr(v) for v in when[1])}"
+
+
+def item_alone(option: str, item: str, why: str) -> Rule:
+    """In a comma-separated list, `item` may only stand alone (CPSR's exploratory panel 0 is not
+    combined with the virtual panels)."""
+
+    def broken(o: Mapping[str, Any]) -> str | None:
+        value = o.get(option)
+        if isinstance(value, str) and item in value.split(",") and value != item:
+            return f"{option} {item!r} must stand alone ({why})"
+        return None
+
+    return Rule((option,), broken)

@@ -1,4 +1,4 @@
-"""The shape of an option table: what one release of one program (PCGR; CPSR later) accepts.
+"""The shape of an option table: what one release of one program (PCGR or CPSR) accepts.
 
 This module holds no fact about any release: the per-release modules beside it do. Here are the
 types they are written in and the checks every table runs the same way:
@@ -80,9 +80,11 @@ class OptionSpec:
 
     # -- checks ------------------------------------------------------------------------------------
 
-    def problems(self, value: Any, release: str) -> list[Problem]:
-        """Every problem with `value` for this option, each naming the option and the rule."""
+    def problems(self, value: Any, release: str, program: str = "pcgr") -> list[Problem]:
+        """Every problem with `value` for this option, each naming the option, the rule and the
+        program and release whose rule it is (`PCGR 2.3.2`, `CPSR 2.3.2`)."""
         where = f"option {self.name}"
+        release = f"{program.upper()} {release}"
         type_problem = self._type_problem(value)
         if type_problem is not None:
             return [Problem("option_type", type_problem, where)]
@@ -93,7 +95,7 @@ class OptionSpec:
             problems.append(
                 Problem(
                     "option_choice",
-                    f"{self.name} must be one of {self._choices_text()} in PCGR {release} "
+                    f"{self.name} must be one of {self._choices_text()} in {release} "
                     f"(found {vocabulary.shown(value)})",
                     where,
                 )
@@ -102,8 +104,7 @@ class OptionSpec:
             problems.append(
                 Problem(
                     "option_range",
-                    f"{self.name} must be {self.range_text()} in PCGR {release} "
-                    f"(found {vocabulary.shown(value)})",
+                    f"{self.name} must be {self.range_text()} in {release} (found {vocabulary.shown(value)})",
                     where,
                 )
             )
@@ -135,7 +136,7 @@ class OptionSpec:
                 Problem(
                     "option_length",
                     f"{self.name} must be {self.length[0]} to {self.length[1]} characters long in "
-                    f"PCGR {release} (found {len(value)})",
+                    f"{release} (found {len(value)})",
                     where,
                 )
             )
@@ -143,7 +144,7 @@ class OptionSpec:
             problems.append(
                 Problem(
                     "option_choice",
-                    f"{self.name} must be one of {self._choices_text()} in PCGR {release} "
+                    f"{self.name} must be one of {self._choices_text()} in {release} "
                     f"(found {vocabulary.shown(value)})",
                     where,
                 )
@@ -160,7 +161,7 @@ class OptionSpec:
             return [
                 Problem(
                     "option_choice",
-                    f"{self.name} items must come from {', '.join(self.items)} in PCGR {release} "
+                    f"{self.name} items must come from {self.items_text()} in {release} "
                     f"(unknown: {', '.join(vocabulary.shown(i) for i in unknown)})",
                     where,
                 )
@@ -180,7 +181,7 @@ class OptionSpec:
                 Problem(
                     "option_choice",
                     f"{self.name} must list each of {', '.join(self.items)} exactly once, in the "
-                    f"order wanted (PCGR {release} checks all {len(self.items)}; {detail})",
+                    f"order wanted ({release} checks all {len(self.items)}; {detail})",
                     where,
                 )
             ]
@@ -207,6 +208,15 @@ class OptionSpec:
         if high is not None:
             return f"{'<' if self.max_exclusive else '<='} {number_text(high)}"
         return "any number"
+
+    def items_text(self) -> str:
+        """The items as a message lists them: `0-43` for a run of whole numbers, else each one."""
+        items = self.items or ()
+        if len(items) > 3 and all(i.isdigit() for i in items):
+            numbers = [int(i) for i in items]
+            if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+                return f"{numbers[0]}-{numbers[-1]}"
+        return ", ".join(items)
 
     def _choices_text(self) -> str:
         return ", ".join(repr(c) for c in self.choices or ())
@@ -273,7 +283,7 @@ class ReleaseTable:
             spec = self.options.get(name)
             if spec is None:
                 continue
-            found = spec.problems(value, self.release)
+            found = spec.problems(value, self.release, self.program)
             problems.extend(found)
             if not found:
                 valid[name] = value
@@ -289,9 +299,7 @@ class ReleaseTable:
             if reason is not None:
                 # Reported against an option the sample set, the one it can change.
                 named = next((name for name in rule.options if name in valid), rule.options[0])
-                problems.append(
-                    Problem("option_conflict", f"{reason} (PCGR {self.release})", f"option {named}")
-                )
+                problems.append(Problem("option_conflict", f"{reason} ({self.label})", f"option {named}"))
         return problems
 
     def option_argv(self, options: Mapping[str, Any], skip: Iterable[str] = ()) -> list[str]:

@@ -2,9 +2,10 @@
 
 An engine is a module `capillary.worker.engines.<name>` exposing `ENGINE`, a class taking its own
 section of the consumer's configuration (the `[<name>]` table, a dataclass the module defines:
-`PcgrConfig`, `SummaryConfig`). Configuration names the engine (`engine = "summary"`); nothing
-guesses. Adding an engine means adding one module (and its section to `worker.config`). The
-engines never import the configuration module: it imports them.
+`PcgrConfig`, `SummaryConfig`; or the section it names in `SECTION`). Configuration names the
+engine for each kind of sample (`engine`, `engine_normal`, `engine_somatic`); nothing guesses.
+Adding an engine means adding one module (and its section to `worker.config`). The engines never
+import the configuration module: it imports them.
 
 Every engine runs as a subprocess in its own process group, so a timeout, a spot notice or a
 SIGTERM kills the whole tree (PCGR starts VEP, R and friends) and never leaves half a run behind.
@@ -69,13 +70,15 @@ def available() -> list[str]:
 
 def get_engine(name: str, cfg: object) -> Engine:
     """The engine `name`, given its section of `cfg` (the consumer's configuration: the section is
-    its attribute of the same name, e.g. `cfg.pcgr`)."""
+    its attribute of the same name, e.g. `cfg.pcgr`, or the one its module names in `SECTION`:
+    `cpsr` reads `[pcgr]`, the install it shares)."""
     if name not in available():
         raise EngineSetupError(f"engine {name!r} is not one of {', '.join(available())}")
-    section = getattr(cfg, name, None)
-    if section is None:
-        raise EngineSetupError(f"engine {name!r}: the configuration has no [{name}] section")
     module = importlib.import_module(f"capillary.worker.engines.{name}")
+    section_name = getattr(module, "SECTION", name)
+    section = getattr(cfg, section_name, None)
+    if section is None:
+        raise EngineSetupError(f"engine {name!r}: the configuration has no [{section_name}] section")
     engine: Engine = module.ENGINE(section)
     return engine
 

@@ -1,5 +1,9 @@
 """`pcgr`: the PCGR command for one sample, built from its TOML and the installed release's table.
 
+The same code builds CPSR's command (`engines.cpsr`, for `normal` samples): CPSR is installed with
+PCGR (same env or image, bundle and VEP cache) and reads the same `[pcgr]` section; every function
+here takes the `program` whose table and executable it uses ("pcgr" by default).
+
 Every command line comes from the release's option table (`capillary.contract.pcgr_options`,
 written from PCGR's own source at that tag): its flags, its types (an integer as digits, a switch
 as a bare flag), its ranges and cross-option rules. An option the release lacks, a value out of
@@ -131,9 +135,10 @@ def invocation(
     cache: Path,
     volumes: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    program: str = "pcgr",
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run `pcgr <args>` the configured way: the one shape the
-    engine runs a sample with and the pcgr role smoke-checks an install with.
+    """The argv and environment that run `<program> <args>` (`pcgr` or `cpsr`) the configured way:
+    the one shape the engine runs a sample with and the pcgr role smoke-checks an install with.
 
     `user` (uid:gid) and `volumes` (`host:inside:mode`) apply to the container method, `cache`
     (the writable XDG_CACHE_HOME, HOME its parent) to the conda method; `environ` is the
@@ -153,7 +158,7 @@ def invocation(
             f"--env=HOME={CONTAINER_HOME}",
             *(f"--volume={volume}" for volume in volumes),
             cfg.container_image,
-            "pcgr",
+            program,
             *args,
         ]
         return argv, env
@@ -167,13 +172,13 @@ def invocation(
             "HOME": str(cache.parent),
         }
     )
-    return [str(prefix / "bin" / "pcgr"), *args], env
+    return [str(prefix / "bin" / program), *args], env
 
 
-def release_table(release: str) -> ReleaseTable:
+def release_table(release: str, program: str = "pcgr") -> ReleaseTable:
     """The installed release's option table; a release without one is this worker's problem."""
     try:
-        return table(release)
+        return table(release, program)
     except UnknownReleaseError as exc:
         raise EngineSetupError(f"pcgr.release: {exc}") from exc
 
@@ -193,10 +198,12 @@ def default_sample_id(name: str) -> str:
     return cleaned if len(cleaned) >= _SAMPLE_ID_MIN else f"sample-{cleaned}".rstrip("-")
 
 
-def threaded_options(options: Mapping[str, Any], release: str, threads: int) -> dict[str, Any]:
+def threaded_options(
+    options: Mapping[str, Any], release: str, threads: int, program: str = "pcgr"
+) -> dict[str, Any]:
     """The sample's options with the worker's parallelism where the sample sets none: `threads`
     for VEP's forks and vcfanno's processes, capped to the range the release accepts."""
-    spec_table = release_table(release)
+    spec_table = release_table(release, program)
     merged = dict(options)
     for name in _THREADED:
         spec = spec_table.options.get(name)
@@ -208,11 +215,13 @@ def threaded_options(options: Mapping[str, Any], release: str, threads: int) -> 
     return merged
 
 
-def option_args(options: Mapping[str, Any], release: str, *, cna: bool = False) -> list[str]:
+def option_args(
+    options: Mapping[str, Any], release: str, *, cna: bool = False, program: str = "pcgr"
+) -> list[str]:
     """The flags for the sample's options under `release`; raises EngineInputError naming each
     bad one. `cna`: the sample carries a copy-number file (some rules apply only then)."""
-    spec_table = release_table(release)
-    problems = [str(p) for p in validate_options(options, spec_table.release, cna=cna)]
+    spec_table = release_table(release, program)
+    problems = [str(p) for p in validate_options(options, spec_table.release, cna=cna, program=program)]
     if problems:
         raise EngineInputError(problems)
     return spec_table.option_argv(options, skip=_PLACED)
@@ -247,14 +256,18 @@ def build_args(
     refdata_dir: str,
     vep_dir: str,
     sample_id: str,
+    program: str = "pcgr",
 ) -> list[str]:
-    """PCGR's arguments (without the executable) for one sample and release. The paths are the
-    engine's own; everything else comes from the sample's options through the release's table
+    """The program's arguments (without the executable) for one sample and release. The paths are
+    the engine's own; everything else comes from the sample's options through the release's table
     and is checked against the safe vocabulary once more before it is returned."""
-    spec_table = release_table(release)
-    extra = option_args(options, release, cna=cna is not None)
+    spec_table = release_table(release, program)
+    cna_problem = copy_number_problem(spec_table, cna)
+    if cna_problem is not None:
+        raise EngineInputError([cna_problem])
+    extra = option_args(options, release, cna=cna is not None, program=program)
     sid = str(options.get("sample_id") or sample_id)
-    id_problems = spec_table.options["sample_id"].problems(sid, spec_table.release)
+    id_problems = spec_table.options["sample_id"].problems(sid, spec_table.release, program)
     if id_problems:
         raise EngineInputError([f"sample id {problem.message}" for problem in id_problems])
     inputs = spec_table.inputs
@@ -276,6 +289,16 @@ def build_args(
     return paths + placed + extra
 
 
+def copy_number_problem(spec_table: ReleaseTable, cna: object) -> str | None:
+    """A copy-number file given to a program that takes none (CPSR: germline SNVs/InDels only)."""
+    if cna is None or "cna" in spec_table.inputs:
+        return None
+    return (
+        f"{spec_table.label} takes no copy-number file: a {spec_table.program} sample holds its VCF and "
+        "TOML only (leave the .tsv out, or submit the sample as somatic for PCGR)"
+    )
+
+
 @dataclass(frozen=True)
 class SamplePaths:
     """Where one sample's files are on the worker: the unpacked tarball (`root`, holding `vcf` and
@@ -290,11 +313,17 @@ class SamplePaths:
 
 
 def plan(
-    cfg: PcgrConfig, options: Mapping[str, Any], paths: SamplePaths, sample_id: str, *, user: str
+    cfg: PcgrConfig,
+    options: Mapping[str, Any],
+    paths: SamplePaths,
+    sample_id: str,
+    *,
+    user: str,
+    program: str = "pcgr",
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment that run PCGR on one sample, the configured way; pure (nothing is
-    read from disk, nothing runs). `options` are the sample's, threads applied
-    (`threaded_options`); `user` is the uid:gid a container runs as."""
+    """The argv and environment that run `program` (PCGR or CPSR) on one sample, the configured
+    way; pure (nothing is read from disk, nothing runs). `options` are the sample's, threads
+    applied (`threaded_options`); `user` is the uid:gid a container runs as."""
     if cfg.method == "container":
 
         def inside(path: Path) -> str:
@@ -309,6 +338,7 @@ def plan(
             refdata_dir=CONTAINER_REFDATA,
             vep_dir=CONTAINER_VEP,
             sample_id=sample_id,
+            program=program,
         )
         volumes = (
             f"{paths.root}:{CONTAINER_INPUT}:ro",
@@ -317,7 +347,7 @@ def plan(
             f"{paths.outdir}:{CONTAINER_OUTPUT}:rw",
             f"{paths.cache}:{CONTAINER_XDG_CACHE_HOME}:rw",
         )
-        return invocation(cfg, args, user=user, cache=paths.cache, volumes=volumes)
+        return invocation(cfg, args, user=user, cache=paths.cache, volumes=volumes, program=program)
     args = build_args(
         release=cfg.release,
         options=options,
@@ -327,8 +357,9 @@ def plan(
         refdata_dir=str(paths.refdata),
         vep_dir=str(cfg.vep_dir),
         sample_id=sample_id,
+        program=program,
     )
-    return invocation(cfg, args, user="", cache=paths.cache)
+    return invocation(cfg, args, user="", cache=paths.cache, program=program)
 
 
 def member_paths_problems(root: Path, *files: Path | None) -> list[str]:
@@ -352,14 +383,18 @@ def member_paths_problems(root: Path, *files: Path | None) -> list[str]:
 
 
 class PcgrEngine:
+    """PCGR for one sample; `engines.cpsr` is this class with CPSR's `name` and `program`."""
+
     name = "pcgr"
+    # Whose option table and executable: "pcgr" or "cpsr".
+    program = "pcgr"
 
     def __init__(self, cfg: PcgrConfig) -> None:
         self.cfg = cfg
 
     def versions(self) -> dict[str, str]:
         return {
-            "engine": "pcgr",
+            "engine": self.name,
             "pcgr": self.cfg.release,
             "bundle": self.cfg.bundle_version,
             "method": self.cfg.method,
@@ -410,15 +445,18 @@ class PcgrEngine:
         user: str = "",
     ) -> tuple[list[str], dict[str, str], SamplePaths]:
         vcf = self._one_vcf(vcfs)
-        release_table(self.cfg.release)
+        spec_table = release_table(self.cfg.release, self.program)
         problems = member_paths_problems(root, vcf, cna)
+        cna_problem = copy_number_problem(spec_table, cna)
+        if cna_problem is not None:
+            problems.append(cna_problem)
         if problems:
             raise EngineInputError(problems)
         # The worker's size decides parallelism unless the sample asks for something else.
-        options = threaded_options(sample_options, self.cfg.release, self.cfg.threads)
+        options = threaded_options(sample_options, self.cfg.release, self.cfg.threads, self.program)
         # Every option problem first (a missing or misspelt genome_assembly among them), then
         # whether this worker has the reference data of the assembly the sample declares.
-        option_args(options, self.cfg.release, cna=cna is not None)
+        option_args(options, self.cfg.release, cna=cna is not None, program=self.program)
         assembly = str(options["genome_assembly"])
         if installed:
             refdata = select_refdata(self.cfg, assembly, sample_id)
@@ -435,14 +473,17 @@ class PcgrEngine:
             paths,
             default_sample_id(sample_id),
             user=user or f"{os.getuid()}:{os.getgid()}",
+            program=self.program,
         )
         return argv, env, paths
 
     def _check_conda(self) -> None:
         prefix = self.cfg.conda_env
-        executable = prefix / "bin" / "pcgr"
+        executable = prefix / "bin" / self.program
         if not os.access(executable, os.X_OK):
-            raise EngineSetupError(f"pcgr.conda_prefix: {executable} is not an executable PCGR install")
+            raise EngineSetupError(
+                f"pcgr.conda_prefix: {executable} is not an executable {self.program.upper()} install"
+            )
         pcgrr = sibling_env(prefix, "pcgrr")
         if not pcgrr.is_dir():
             raise EngineSetupError(
