@@ -55,6 +55,20 @@ for i in range(n):
 """
 
 
+def _without(argv: list[str], flag: str) -> list[str]:
+    """`argv` without `flag` and its value (given as `--flag value` or `--flag=value`)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(f"{flag}="):
+            out.append(arg)
+    return out
+
+
 def _gate(container: str, argv: list[str]) -> dict[str, object]:
     t0 = time.perf_counter()
     report: dict[str, object] = json.loads(
@@ -122,9 +136,7 @@ def run() -> list[Figure]:
                 ).stdout
             )
             secrets_wall = time.perf_counter() - t0
-            full = _gate(
-                name, [a for a in argv if not a.startswith("--reference-hash")] + ["--reference-hash", "all"]
-            )
+            full = _gate(name, [*_without(argv, "--reference-hash"), "--reference-hash", "all"])
 
             points: list[tuple[int, float]] = [(int(str(base["scanned_files"])), float(str(base["seconds"])))]
             added = 0
