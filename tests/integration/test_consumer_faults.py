@@ -360,6 +360,12 @@ def test_once_turns_one_message_into_one_output_with_only_its_files(world: World
     assert "first ReceiveMessage" in daemon.messages()
     # AND the input was read once, streamed into the extractor: no tarball was written
     assert run["timings_s"]["fetch_s"] > 0 and "download_s" not in run["timings_s"]
+    # AND the daemon's records about this sample travel in run.json: only this message's, up to
+    # the packaging, and nothing of the VCF (its data lines are tab-separated)
+    phases = [r.get("phase") for r in run["log"]]
+    assert phases[0] == "receive" and "engine" in phases, phases
+    assert {r["message_id"] for r in run["log"]} == {received[0]["message_id"]}
+    assert "\t" not in json.dumps(run["log"])
 
 
 # -- crash, retry, dead letter -------------------------------------------------------------------
@@ -488,6 +494,9 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
     evil_report = world.report(evil)
     assert evil_report["phase"] == "extract"
     assert "refused" in evil_report["reason"]
+    # AND the report carries what the daemon logged about that sample, and only that
+    assert [r.get("phase") for r in evil_report["log"]][0] == "receive"
+    assert {r["key"] for r in evil_report["log"] if "key" in r} == {evil}
     assert daemon.proc.poll() is None
     assert not (world.tmp / "consumer" / "escape.txt").exists()
     world.no_workspace_left()

@@ -47,6 +47,7 @@ from capillary.worker.item import ENGINE_LOG, HandBackError, SampleFailedError, 
 from capillary.worker.outputs import Outputs
 from capillary.worker.pipeline import SamplePipeline
 from capillary.worker.requeue import Requeue
+from capillary.worker.samplelog import SampleLog
 from capillary.worker.state import StateFile
 from capillary.worker.visibility import Heartbeat
 
@@ -313,6 +314,11 @@ class Consumer:
             # Not a sample we can name, so no report can be written beside it; it never parses.
             self.requeue.dead_letter_unusable(message, item)
             return
+        with SampleLog.capture(item.message_id) as sample_log:
+            item.log = sample_log
+            self._handle(item)
+
+    def _handle(self, item: WorkItem) -> None:
         log.info("received", extra={**item.ctx, "phase": "receive"})
         heartbeat = Heartbeat(self.sqs, self.cfg, item)
         heartbeat.start()

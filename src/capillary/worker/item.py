@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from capillary.contract.message import WorkMessage
 from capillary.contract.samples import SampleKey
+from capillary.worker.samplelog import SampleLog
 
 # The engine's stdout and stderr in the workspace; the error report quotes its tail.
 ENGINE_LOG = "engine.log"
@@ -63,6 +64,12 @@ class WorkItem:
     # An earlier attempt's error report is beside the output's key: removed once the output is in.
     stale_report: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # What the daemon logged about this sample while it held it (the daemon attaches it): travels
+    # in run.json and the error report, since the worker's journal dies with the worker.
+    log: SampleLog | None = None
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        return self.log.lines() if self.log is not None else []
 
     @property
     def attempt(self) -> int:

@@ -278,6 +278,8 @@ class Outputs:
             "dead_letter_queue": final,
             "history": [a.as_dict() for a in item.message.history],
             "log_tail": log_tail(engine_log, self.cfg.log_tail_lines),
+            # the daemon's records about this sample, this attempt (never a VCF line)
+            "log": item.log_lines(),
             "engine": engine_for(self.cfg, item.sample.kind),
             "capillary": __version__,
             "worker": self.identity(),

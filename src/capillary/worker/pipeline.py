@@ -204,5 +204,7 @@ class SamplePipeline:
             "input_members_sha256": members,
             "outputs_sha256": outputs,
             "timings_s": {k: round(v, 3) for k, v in item.timings.items()},
+            # the daemon's records about this sample (capillary.worker.samplelog: never a VCF line)
+            "log": item.log_lines(),
             "finished": now_iso(),
         }
