@@ -46,6 +46,7 @@ from capillary.worker.imds import IMDSClient, IMDSError
 from capillary.worker.item import ENGINE_LOG, HandBackError, SampleFailedError, WorkItem, now_iso
 from capillary.worker.outputs import Outputs
 from capillary.worker.pipeline import SamplePipeline
+from capillary.worker.provenance import Provenance
 from capillary.worker.requeue import Requeue
 from capillary.worker.state import StateFile
 from capillary.worker.visibility import Heartbeat
@@ -108,8 +109,12 @@ class Consumer:
         self._identity: dict[str, str] | None = None
         self.outputs = Outputs(cfg, self.s3, self.sqs, self.stop, self.identity)
         self.requeue = Requeue(cfg, self.sqs, self.identity)
+        # The spot price at launch, for the run records: asked once, with the worker's region.
+        self.provenance = Provenance(
+            cfg, self.identity, lambda: boto3.client("ec2", config=boto_cfg, **region)
+        )
         self.pipeline = SamplePipeline(
-            cfg, self.s3, self.engines, self.outputs, self.stop, self.identity, self._phase
+            cfg, self.s3, self.engines, self.outputs, self.stop, self.identity, self._phase, self.provenance
         )
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -62,7 +62,11 @@ class WorkItem:
     phase: str = "receive"
     # An earlier attempt's error report is beside the output's key: removed once the output is in.
     stale_report: bool = False
+    # The output's run record is there (`outputs/…-run.json`), as the same listing saw it.
+    record_found: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    # The engine's command line as run (run.json's record of it).
+    command: list[str] = field(default_factory=list)
 
     @property
     def attempt(self) -> int:
