@@ -185,7 +185,7 @@ def test_each_record_says_what_the_api_says_and_costs_sums_them(world: World) ->
     assert report["total"]["samples"] == 2 and report["total"]["samples_without_price"] == 0
     assert table.returncode == 0, table.stderr
     assert all(r["sample"] in table.stdout for r in records.values())
-    assert f"{total:.4f}" in table.stdout.splitlines()[-2]
+    assert f"{total:.6f}" in table.stdout.splitlines()[-2]
     # AND --since after both leaves nothing to sum
     later = _costs("--json", "--since", "2099-01-01")
     assert json.loads(later.stdout)["total"]["samples"] == 0

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
-from capillary.commands._common import EXIT_USAGE, CliError, add_aws_arguments, aws_session, deployment_of
+from capillary.commands._common import CliError, add_aws_arguments, aws_session, deployment_of
 
 
 def register(subparsers: Any) -> None:
@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if code in ("NoSuchBucket", "404"):
             raise CliError(
                 f"--deployment {names.deployment}: bucket {names.bucket} does not exist in "
-                f"{session.region_name} (is the deployment up? check --region)",
-                EXIT_USAGE,
+                f"{session.region_name} (is the deployment up? check --region)"
             ) from None
         raise CliError(f"--deployment {names.deployment}: cannot list {names.bucket}: {exc}") from None
     except BotoCoreError as exc:
@@ -116,7 +115,7 @@ def _records(s3: Any, bucket: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _usd(value: Any) -> str:
-    return "-" if value is None else f"{value:.4f}"
+    return "-" if value is None else f"{value:.6f}"
 
 
 def format_costs(report: dict[str, Any]) -> str:
@@ -129,7 +128,7 @@ def format_costs(report: dict[str, Any]) -> str:
             r["engine"],
             f"{r['instance_type'] or '-'} {r['purchase_option'] or ''}".strip(),
             "-" if r["price_usd_per_hour"] is None else f"{r['price_usd_per_hour']:.4f}",
-            "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}",
+            "-" if r["wall_s"] is None else f"{r['wall_s']:.1f}",
             _usd(r["compute_usd"]),
             _usd(r["storage_usd"]),
             _usd(r["total_usd"]),

@@ -109,9 +109,13 @@ class Consumer:
         self._identity: dict[str, str] | None = None
         self.outputs = Outputs(cfg, self.s3, self.sqs, self.stop, self.identity)
         self.requeue = Requeue(cfg, self.sqs, self.identity)
-        # The spot price at launch, for the run records: asked once, with the worker's region.
+        # The spot price at launch, for the run records: asked once, with the worker's region, and
+        # briefly (a sample waits for the answer; without one, its record says why).
+        ec2_cfg = BotoConfig(
+            retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
+        )
         self.provenance = Provenance(
-            cfg, self.identity, lambda: boto3.client("ec2", config=boto_cfg, **region)
+            cfg, self.identity, lambda: boto3.client("ec2", config=ec2_cfg, **region)
         )
         self.pipeline = SamplePipeline(
             cfg, self.s3, self.engines, self.outputs, self.stop, self.identity, self._phase, self.provenance

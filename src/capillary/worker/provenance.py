@@ -196,6 +196,15 @@ class Provenance:
                     "rdfs:label": f"{identity.get('instance_type', '')} in {zone}",
                 }
             )
+        if release and release.get("bundle"):
+            used = [
+                *used,
+                entity(
+                    f"urn:pcgr:release:{release.get('version')}:bundle:{release.get('bundle')}",
+                    label=f"PCGR {release.get('version')} reference bundle {release.get('bundle')}, "
+                    f"VEP {release.get('vep')}",
+                ),
+            ]
         return {
             "@context": PROV_CONTEXT,
             "@id": run_id,
