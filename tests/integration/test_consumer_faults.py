@@ -357,6 +357,11 @@ def test_once_turns_one_message_into_one_output_with_only_its_files(world: World
     assert run["versions"]["engine"] == "summary"
     assert set(run["outputs_sha256"]) >= {"summary.html", "summary.tsv"}
     assert all(k.startswith(f"{name}/") for k in run["input_members_sha256"])
+    # AND its record beside it is the same run.json; off EC2 it has no price and runs no release, saying why
+    assert world.record(done) == run
+    assert run["price"] is None and "purchase option is unknown" in run["price_reason"]
+    assert run["release"] is None and run["release_reason"] == "the summary engine runs no PCGR release"
+    assert run["cost"]["compute_usd"] is None and run["cost"]["storage_usd"] > 0
     # AND the other message is still queued, and no workspace is left
     assert world.queue_counts()[0] + world.queue_counts()[1] == 1
     world.no_workspace_left()
