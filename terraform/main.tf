@@ -223,6 +223,14 @@ resource "aws_iam_role_policy" "worker" {
         Resource = ["${local.ssm_arn}/config", "${local.ssm_arn}/config/*"]
       },
       {
+        # The run record's spot price at launch: a read IAM scopes to no resource, held to the region.
+        Sid       = "ReadSpotPriceHistory"
+        Effect    = "Allow"
+        Action    = "ec2:DescribeSpotPriceHistory"
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:RequestedRegion" = var.aws_region } }
+      },
+      {
         # An idle worker leaves its own Auto Scaling group, decrementing its desired capacity (issue 16).
         Sid       = "LeaveOwnWorkerGroup"
         Effect    = "Allow"

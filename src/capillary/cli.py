@@ -24,6 +24,7 @@ from capillary.logs import configure_logging
 COMMANDS: tuple[str, ...] = (
     "consume",
     "status",
+    "costs",
     "validate",
     "submit",
     "pack",

@@ -228,6 +228,37 @@ def _cases(w: dict[str, Path], aws: LocalAWS) -> list[Case]:
             code=2,
         ),
         Case(
+            "costs without a deployment",
+            ["costs"],
+            ("--deployment: required",),
+            code=2,
+        ),
+        Case(
+            "costs of a deployment that is not there",
+            ["costs", "--deployment", "nowhere"],
+            ("bucket capillary-nowhere-samples does not exist", aws.region),
+            code=1,
+        ),
+        Case(
+            "costs since a date that is no date",
+            ["costs", "--deployment", "demo", "--since", "last tuesday"],
+            ("--since", "'last tuesday' is not an ISO 8601 date"),
+            code=2,
+        ),
+        Case(
+            "costs of a deployment without a region",
+            ["costs", "--deployment", "demo"],
+            ("no AWS region", "--region"),
+            env=no_region,
+            code=2,
+        ),
+        Case(
+            "costs when the endpoint cannot be reached",
+            ["costs", "--deployment", "demo"],
+            ("cannot reach", "127.0.0.1:9"),
+            env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"},
+        ),
+        Case(
             "intake-local without its environment",
             ["intake-local", "--queue-url", "http://127.0.0.1:9/q", "--once"],
             ("CAPILLARY_DEPLOYMENT and CAPILLARY_WORK_QUEUE_URL not set",),

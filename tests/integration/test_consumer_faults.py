@@ -136,7 +136,8 @@ class World:
         return bool(self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key).get("KeyCount"))
 
     def output_keys(self) -> list[str]:
-        return self.keys("outputs/")
+        """The outputs (not their run records, nor error reports)."""
+        return [k for k in self.keys("outputs/") if k.endswith("-output.tar.gz")]
 
     def keys(self, prefix: str = "outputs/") -> list[str]:
         return [
@@ -156,6 +157,13 @@ class World:
     def run_json(self, key: str) -> dict[str, Any]:
         name = key.removeprefix("inputs/").removesuffix(".tar.gz")
         run: dict[str, Any] = json.loads(self.output_members(key)[f"{name}/run.json"])
+        return run
+
+    def record(self, key: str) -> dict[str, Any]:
+        """The run record beside the output of input `key` (`outputs/…-run.json`)."""
+        name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+        body = self.s3.get_object(Bucket=self.bucket, Key=f"outputs/{name}-run.json")["Body"].read()
+        run: dict[str, Any] = json.loads(body)
         return run
 
     def output_members(self, key: str) -> dict[str, bytes]:
@@ -334,10 +342,11 @@ def test_once_turns_one_message_into_one_output_with_only_its_files(world: World
     # WHEN the daemon runs with --once
     daemon = world.start(once=True)
     assert daemon.proc.wait(timeout=60) == 0, daemon.messages()
-    # THEN exactly one output exists, holding only that sample's directory and run.json
-    outputs = world.keys()
-    assert len(outputs) == 1, outputs
+    # THEN exactly one output exists (with its run record), holding only that sample's directory and run.json
+    outputs = world.output_keys()
+    assert len(outputs) == 1, world.keys()
     done = first if "alpha" in outputs[0] else second
+    assert world.keys() == [outputs[0], outputs[0].replace("-output.tar.gz", "-run.json")]
     name = done.removeprefix("inputs/").removesuffix(".tar.gz")
     members = world.output_members(done)
     assert all(m == name or m.startswith(f"{name}/") for m in members), members
@@ -348,6 +357,11 @@ def test_once_turns_one_message_into_one_output_with_only_its_files(world: World
     assert run["versions"]["engine"] == "summary"
     assert set(run["outputs_sha256"]) >= {"summary.html", "summary.tsv"}
     assert all(k.startswith(f"{name}/") for k in run["input_members_sha256"])
+    # AND its record beside it is the same run.json; off EC2 it has no price and runs no release, saying why
+    assert world.record(done) == run
+    assert run["price"] is None and "purchase option is unknown" in run["price_reason"]
+    assert run["release"] is None and run["release_reason"] == "the summary engine runs no PCGR release"
+    assert run["cost"]["compute_usd"] is None and run["cost"]["storage_usd"] > 0
     # AND the other message is still queued, and no workspace is left
     assert world.queue_counts()[0] + world.queue_counts()[1] == 1
     world.no_workspace_left()
@@ -495,7 +509,7 @@ def test_bad_inputs_get_clear_reports_and_no_crash_loop(world: World) -> None:
     assert evil_report["phase"] == "extract"
     assert "refused" in evil_report["reason"]
     # AND the report carries what the daemon logged about that sample, and only that
-    assert [r.get("phase") for r in evil_report["log"]][0] == "receive"
+    assert evil_report["log"][0]["phase"] == "receive"
     assert {r["key"] for r in evil_report["log"] if "key" in r} == {evil}
     assert daemon.proc.poll() is None
     assert not (world.tmp / "consumer" / "escape.txt").exists()
@@ -532,7 +546,9 @@ def test_an_input_replaced_after_its_message_gives_one_output_of_the_newest_uplo
     assert world.run_json(key)["input"]["etag"] == newest_etag
     assert world.run_json(key)["input"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert daemon.messages().count("engine summary starting") == 1
-    assert world.keys() == [key.replace("inputs/", "outputs/").replace(".tar.gz", "-output.tar.gz")]
+    name = key.removeprefix("inputs/").removesuffix(".tar.gz")
+    assert world.keys() == [f"outputs/{name}-output.tar.gz", f"outputs/{name}-run.json"]
+    assert world.record(key) == world.run_json(key)
 
 
 def test_the_upload_a_message_names_is_fetched_without_asking_s3_for_it_first(world: World) -> None:
@@ -890,7 +906,7 @@ def test_long_engine_run_is_never_visible_to_a_second_consumer(world: World) -> 
     wait_for(lambda: world.queue_counts() == (0, 0), run_s + 60, "the long run to finish")
     # THEN the rival never received it, and the sample was processed once, on the first attempt
     assert [r for r in rival.log() if r.get("phase") == "receive"] == []
-    assert len(world.keys()) == 1
+    assert len(world.output_keys()) == 1 and len(world.keys()) == 2  # the output and its record
     name = key.removeprefix("inputs/").removesuffix(".tar.gz")
     run = json.loads(world.output_members(key)[f"{name}/run.json"])
     assert run["attempt"] == 1

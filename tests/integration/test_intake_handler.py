@@ -301,12 +301,15 @@ def test_an_output_triggers_a_notification_with_a_presigned_link(stack: Stack, w
     ]
     stack.aws.client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=watch_arn)
     config = stack.config(webhook_url=webhook.url, notify_topic_arn=topic, presign_expiry_s=600)
-    # WHEN the consumer's output and an error report land under outputs/, and a marker object too
+    # WHEN the consumer's output, its run record and an error report land under outputs/, and a
+    # marker object too
     stack.s3.put_object(Bucket=NAMES.bucket, Key="outputs/b-123abc-somatic-output.tar.gz", Body=b"report")
+    stack.s3.put_object(Bucket=NAMES.bucket, Key="outputs/b-123abc-somatic-run.json", Body=b"{}")
     stack.s3.put_object(Bucket=NAMES.bucket, Key="outputs/b-456def-normal-error.json", Body=b"{}")
     stack.s3.put_object(Bucket=NAMES.bucket, Key=f"{CLAIMS_PREFIX}b-123abc-somatic.json", Body=b"{}")
-    stack.pump(config, 3)
-    # THEN both outputs are announced with a working presigned link, the marker is ignored
+    stack.pump(config, 4)
+    # THEN both outputs are announced with a working presigned link; the run record (its output's
+    # announcement said it all) and the marker are not
     events = sorted(call["body"]["event"] for call in webhook.requests)
     assert events == ["sample.completed", "sample.failed"]
     for call in webhook.requests:

@@ -71,3 +71,32 @@ def test_the_worker_role_reads_its_config_and_never_the_secrets(aws: LocalAWS, p
             assert not _allows(worker, action, arn(name)), (action, name)
     # AND the intake handler still reads the webhook key it verifies webhooks with
     assert _allows(intake, "ssm:GetParameter", arn(f"{NAMES.ssm_secrets}/webhook_key"))
+
+
+def test_the_worker_role_reads_spot_prices_in_its_region_and_no_other_ec2_action(
+    aws: LocalAWS, playbook: Any
+) -> None:
+    # GIVEN a deployment laid out by the intake playbook
+    playbook(
+        "playbooks/intake.yml", extra_vars={"capillary_deployment": "poltest", "intake_platform": "local"}
+    ).assert_ok()
+    worker = aws.client("iam").get_role_policy(RoleName=NAMES.worker_role, PolicyName="capillary-worker")[
+        "PolicyDocument"
+    ]
+    # THEN its one EC2 action is the price history its run records read, held to its region
+    ec2 = [s for s in worker["Statement"] if any(str(a).startswith("ec2:") for a in _actions(s))]
+    assert [(_actions(s), s["Resource"]) for s in ec2] == [(["ec2:DescribeSpotPriceHistory"], "*")]
+    assert ec2[0]["Condition"] == {"StringEquals": {"aws:RequestedRegion": aws.region}}
+    # AND nothing lets it start, stop or terminate instances, or read their details
+    for action in (
+        "ec2:TerminateInstances",
+        "ec2:RunInstances",
+        "ec2:DescribeInstances",
+        "ec2:StopInstances",
+    ):
+        assert not _allows(worker, action, "*"), action
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]

@@ -1,4 +1,4 @@
-"""A tiny IMDSv2 server on 127.0.0.1, for the consumer's spot-interruption and identity tests
+"""A tiny IMDSv2 server on 127.0.0.1, for the consumer's spot-interruption, identity and provenance tests
 (and, bound to podman's bridge gateway, for a build-instance container in the Packer test).
 
 Like an instance launched with `http_tokens = required`, it answers a metadata read only with a
@@ -27,11 +27,30 @@ class LocalIMDS:
         instance_type: str = "m6i.xlarge",
         ami_id: str = "ami-0123456789abcdef0",
         host: str = "127.0.0.1",
+        availability_zone: str = "eu-west-1a",
+        life_cycle: str = "on-demand",
+        launch_time: str = "2026-11-21T00:00:00Z",
     ) -> None:
         self.metadata: dict[str, str] = {
             "instance-id": instance_id,
             "instance-type": instance_type,
             "ami-id": ami_id,
+            "placement/availability-zone": availability_zone,
+            "instance-life-cycle": life_cycle,
+        }
+        # `latest/dynamic/<path>`: the instance identity document, as AWS shapes it.
+        self.dynamic: dict[str, str] = {
+            "instance-identity/document": json.dumps(
+                {
+                    "instanceId": instance_id,
+                    "instanceType": instance_type,
+                    "imageId": ami_id,
+                    "availabilityZone": availability_zone,
+                    "region": availability_zone[:-1],
+                    "pendingTime": launch_time,
+                    "architecture": "x86_64",
+                }
+            )
         }
         self.tokens: set[str] = set()
         self.rejected = 0
@@ -73,10 +92,14 @@ class LocalIMDS:
                 if not valid:
                     self._send(401)
                     return
-                prefix = "/latest/meta-data/"
-                path = self.path[len(prefix) :] if self.path.startswith(prefix) else None
+                value = None
                 with owner._lock:
-                    value = owner.metadata.get(path or "")
+                    for prefix, table in (
+                        ("/latest/meta-data/", owner.metadata),
+                        ("/latest/dynamic/", owner.dynamic),
+                    ):
+                        if self.path.startswith(prefix):
+                            value = table.get(self.path[len(prefix) :])
                 if value is None:
                     self._send(404)
                 else:

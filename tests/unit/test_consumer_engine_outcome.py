@@ -14,7 +14,7 @@ from capillary.worker.pipeline import SamplePipeline
 
 def pipeline(stop: threading.Event) -> SamplePipeline:
     cfg = ConsumerConfig(queue_url="https://sqs.example/1/q")
-    return SamplePipeline(cfg, None, None, None, stop, dict, lambda *_: None)  # type: ignore[arg-type]
+    return SamplePipeline(cfg, None, None, None, stop, dict, lambda *_: None, None)  # type: ignore[arg-type]
 
 
 def test_an_engine_killed_by_the_stop_signal_before_the_daemon_saw_it_is_a_hand_back() -> None:

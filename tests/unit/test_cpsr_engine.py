@@ -112,7 +112,7 @@ def test_the_pipeline_asks_for_the_engine_of_the_items_kind(tmp_path: Path) -> N
     # GIVEN a pipeline holding the engines of a pcgr + cpsr deployment
     cfg = config(cpsr_env(tmp_path), engine_normal="cpsr")
     engines = {name: get_engine(name, cfg) for name in engines_in_use(cfg)}
-    pipeline = SamplePipeline(cfg, None, engines, None, threading.Event(), dict, lambda *_: None)  # type: ignore[arg-type]
+    pipeline = SamplePipeline(cfg, None, engines, None, threading.Event(), dict, lambda *_: None, None)  # type: ignore[arg-type]
     # WHEN it picks the engine for a normal and a somatic work item
     normal = SimpleNamespace(sample=SimpleNamespace(kind="normal"))
     somatic = SimpleNamespace(sample=SimpleNamespace(kind="somatic"))

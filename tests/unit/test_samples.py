@@ -38,9 +38,11 @@ def test_event_keys_are_decoded_exactly_once(key: SampleKey) -> None:
 
 
 @given(sample_keys)
-def test_output_and_error_keys_round_trip(key: SampleKey) -> None:
+def test_output_error_and_run_keys_round_trip(key: SampleKey) -> None:
     assert parse_output_key(key.output_key) == (key, "output")
     assert parse_output_key(key.error_key) == (key, "error")
+    assert parse_output_key(key.run_key) == (key, "run")
+    assert key.run_key == key.output_key.removesuffix("-output.tar.gz") + "-run.json"
     assert key.output_key.startswith("outputs/") and key.error_key.endswith("-error.json")
 
 
@@ -150,7 +152,7 @@ def test_every_report_key_fits_and_distinct_keys_keep_distinct_reports(rest: str
     ("key", "reason"),
     [
         ("inputs/b1-abc123-somatic-output.tar.gz", "wrong prefix"),
-        ("outputs/b1-abc123-somatic.tar.gz", "'-output.tar.gz' or '-error.json'"),
+        ("outputs/b1-abc123-somatic.tar.gz", "'-output.tar.gz', '-error.json' or '-run.json'"),
         ("outputs/b1-abc123-tumor-output.tar.gz", "unknown kind"),
     ],
 )

@@ -249,6 +249,7 @@ def _explain_key(key: str, as_json: bool) -> int:
             input_key=sample.input_key,
             output_key=sample.output_key,
             error_key=sample.error_key,
+            run_key=sample.run_key,
         )
     except SampleKeyError as exc:
         out.update(accepted=False, reason=exc.reason)
@@ -257,7 +258,8 @@ def _explain_key(key: str, as_json: bool) -> int:
     elif out["accepted"]:
         print(
             f"{key}: accepted as {out['role']} (batch {out['batch']!r}, uuid {out['uuid']}, "
-            f"kind {out['kind']}); output {out['output_key']}, error report {out['error_key']}"
+            f"kind {out['kind']}); output {out['output_key']}, error report {out['error_key']}, "
+            f"run record {out['run_key']}"
         )
     else:
         print(f"{key}: rejected: {out['reason']}")

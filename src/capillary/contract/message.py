@@ -54,6 +54,9 @@ META_INPUT_SHA256 = "input-sha256"
 # META_SHA256 too, for whoever downloads it.
 META_MESSAGE_ID = "message-id"
 META_CAPILLARY_VERSION = "capillary-version"
+# On a run record (`outputs/…-run.json`): the sha256 of the output it describes (the output's
+# META_SHA256), read back by consumers to tell that the record there is this output's.
+META_OUTPUT_SHA256 = "output-sha256"
 
 
 # The outcomes an attempt records in a message's history.

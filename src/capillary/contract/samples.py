@@ -3,6 +3,8 @@
     inputs/{batch}-{uuid}-{kind}.tar.gz          the upload (triggers intake)
     outputs/{batch}-{uuid}-{kind}-output.tar.gz  the result
     outputs/{batch}-{uuid}-{kind}-error.json     the error report, when there is no result
+    outputs/{batch}-{uuid}-{kind}-run.json       the result's provenance and cost record (written
+                                                 after the result, never without it)
     rejected/{whatever was uploaded}.json        why an upload under inputs/ was refused
 
 `uuid` is 6 lowercase hex characters, `kind` is `somatic` or `normal`, and `batch` may itself
@@ -25,6 +27,7 @@ REJECTED_PREFIX = "rejected/"
 EXTENSION = ".tar.gz"
 OUTPUT_SUFFIX = "-output.tar.gz"
 ERROR_SUFFIX = "-error.json"
+RUN_SUFFIX = "-run.json"
 KINDS: tuple[str, ...] = ("somatic", "normal")
 UUID_LENGTH = 6
 BATCH_MAX_LENGTH = 100
@@ -52,7 +55,7 @@ _EXTENSION_TYPOS: tuple[tuple[str, str], ...] = (
 )
 
 Kind = Literal["somatic", "normal"]
-OutputKind = Literal["output", "error"]
+OutputKind = Literal["output", "error", "run"]
 
 
 class SampleKeyError(ValueError):
@@ -184,6 +187,11 @@ class SampleKey:
     def error_key(self) -> str:
         return f"{OUTPUT_PREFIX}{self.name}{ERROR_SUFFIX}"
 
+    @property
+    def run_key(self) -> str:
+        """The output's provenance and cost record (a copy of the output's own `run.json`)."""
+        return f"{OUTPUT_PREFIX}{self.name}{RUN_SUFFIX}"
+
 
 def rejected_key(raw_key: str) -> str:
     """Where the rejection report for an upload under `inputs/` goes (`rejected/<rest>.json`).
@@ -206,7 +214,7 @@ def rejected_key(raw_key: str) -> str:
 
 
 def parse_output_key(key: str) -> tuple[SampleKey, OutputKind]:
-    """Parse `outputs/{name}-output.tar.gz` or `outputs/{name}-error.json` (already decoded)."""
+    """Parse `outputs/{name}-output.tar.gz`, `-error.json` or `-run.json` (already decoded)."""
     if not key.startswith(OUTPUT_PREFIX):
         raise SampleKeyError(key, "wrong prefix: outputs live under 'outputs/'")
     name = key[len(OUTPUT_PREFIX) :]
@@ -217,7 +225,9 @@ def parse_output_key(key: str) -> tuple[SampleKey, OutputKind]:
         stem, what = name[: -len(OUTPUT_SUFFIX)], "output"
     elif name.endswith(ERROR_SUFFIX):
         stem, what = name[: -len(ERROR_SUFFIX)], "error"
+    elif name.endswith(RUN_SUFFIX):
+        stem, what = name[: -len(RUN_SUFFIX)], "run"
     else:
-        raise SampleKeyError(key, "an output ends in '-output.tar.gz' or '-error.json'")
+        raise SampleKeyError(key, "an output ends in '-output.tar.gz', '-error.json' or '-run.json'")
     batch, uuid, kind = _split_stem(key, stem)
     return SampleKey(batch=batch, uuid=uuid, kind=kind), what

@@ -18,7 +18,8 @@ the bucket notifies there (the local endpoint cannot invoke a Lambda). Both call
   are bounded (timeout, retries); a failing webhook is logged and reported but never loses the
   sample, because the work message is sent first.
 - Outputs (`outputs/…-output.tar.gz`, `outputs/…-error.json`) trigger a notification with a
-  presigned download link, by webhook, Slack incoming webhook and/or SNS.
+  presigned download link, by webhook, Slack incoming webhook and/or SNS; an output's run record
+  (`outputs/…-run.json`) is no result of its own and is not announced.
 
 Configuration comes from environment variables (set by `roles/intake`), parsed once into
 `IntakeConfig`. A record whose work message cannot be sent makes the invocation fail after the
@@ -472,7 +473,8 @@ def handle_output(record: Record, config: IntakeConfig, clients: Clients, outcom
         outcome.ignored.append(record.key)  # markers and scratch objects under outputs/
         return
     ctx: dict[str, Any] = {"key": record.key, "sample": sample.name, "phase": "notify"}
-    if not config.notify_outputs:
+    if what == "run" or not config.notify_outputs:
+        # A run record follows its output, whose own notification already told of the result.
         outcome.ignored.append(record.key)
         return
     url = clients.s3.generate_presigned_url(

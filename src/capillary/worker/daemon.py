@@ -46,6 +46,7 @@ from capillary.worker.imds import IMDSClient, IMDSError
 from capillary.worker.item import ENGINE_LOG, HandBackError, SampleFailedError, WorkItem, now_iso
 from capillary.worker.outputs import Outputs
 from capillary.worker.pipeline import SamplePipeline
+from capillary.worker.provenance import Provenance
 from capillary.worker.requeue import Requeue
 from capillary.worker.samplelog import SampleLog
 from capillary.worker.state import StateFile
@@ -109,8 +110,16 @@ class Consumer:
         self._identity: dict[str, str] | None = None
         self.outputs = Outputs(cfg, self.s3, self.sqs, self.stop, self.identity)
         self.requeue = Requeue(cfg, self.sqs, self.identity)
+        # The spot price at launch, for the run records: asked once, with the worker's region, and
+        # briefly (a sample waits for the answer; without one, its record says why).
+        ec2_cfg = BotoConfig(
+            retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10
+        )
+        self.provenance = Provenance(
+            cfg, self.identity, lambda: boto3.client("ec2", config=ec2_cfg, **region)
+        )
         self.pipeline = SamplePipeline(
-            cfg, self.s3, self.engines, self.outputs, self.stop, self.identity, self._phase
+            cfg, self.s3, self.engines, self.outputs, self.stop, self.identity, self._phase, self.provenance
         )
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -185,6 +185,7 @@ class InputFetcher:
             )
 
     def _already_done(self, item: WorkItem) -> None:
+        self.outputs.ensure_record(item)
         self.outputs.delete(item)
         log.info(
             "output for this input already exists: deleted the message",

@@ -60,11 +60,11 @@ class IMDSClient:
             self._token_expires = time.monotonic() + TOKEN_TTL_S - 60
             return self._token
 
-    def get(self, path: str) -> str | None:
-        """The text at `latest/meta-data/<path>`, or None when the service answers 404."""
+    def get(self, path: str, root: str = "meta-data") -> str | None:
+        """The text at `latest/<root>/<path>`, or None when the service answers 404."""
         for attempt in (1, 2):
             req = urllib.request.Request(  # noqa: S310
-                f"{self.base_url}/latest/meta-data/{path.lstrip('/')}",
+                f"{self.base_url}/latest/{root}/{path.lstrip('/')}",
                 headers={_TOKEN_HEADER: self.token()},
             )
             try:
@@ -92,6 +92,25 @@ class IMDSClient:
     def ami_id(self) -> str | None:
         return self.get("ami-id")
 
+    def availability_zone(self) -> str | None:
+        return self.get("placement/availability-zone")
+
+    def purchase_option(self) -> str | None:
+        """`spot` or `on-demand` (IMDS `instance-life-cycle`; `scheduled` for the retired kind)."""
+        return self.get("instance-life-cycle")
+
+    def identity_document(self) -> dict[str, Any]:
+        """The instance identity document; its `pendingTime` is when the instance was launched
+        (or last started), the one launch time an instance can read without an API call."""
+        text = self.get("instance-identity/document", root="dynamic")
+        if text is None:
+            return {}
+        try:
+            data: Any = json.loads(text)
+        except ValueError as exc:
+            raise IMDSError(f"IMDS instance-identity/document: not JSON ({exc})") from exc
+        return data if isinstance(data, dict) else {}
+
     def spot_notice(self) -> SpotNotice | None:
         text = self.get("spot/instance-action")
         if text is None:
@@ -103,7 +122,9 @@ class IMDSClient:
             return SpotNotice(action="unknown", time="")
 
     def identity(self) -> dict[str, str]:
-        """instance id, type and image id for `run.json`; empty when not on EC2 (or IMDS is off)."""
+        """instance id, type and image id for `run.json`, then its zone, region, purchase option
+        (`spot`/`on-demand`) and launch time where IMDS answers them; empty when not on EC2 (or
+        IMDS is off)."""
         out: dict[str, str] = {}
         for name, fetch in (
             ("instance_id", self.instance_id),
@@ -116,4 +137,17 @@ class IMDSClient:
                 return out
             if value:
                 out[name] = value
+        try:
+            zone = self.availability_zone()
+            purchase = self.purchase_option()
+            document = self.identity_document()
+        except IMDSError:
+            return out
+        extra = {
+            "availability_zone": zone,
+            "region": document.get("region"),
+            "purchase_option": purchase,
+            "launch_time": document.get("pendingTime"),
+        }
+        out.update({k: str(v) for k, v in extra.items() if v})
         return out

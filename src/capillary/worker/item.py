@@ -63,10 +63,14 @@ class WorkItem:
     phase: str = "receive"
     # An earlier attempt's error report is beside the output's key: removed once the output is in.
     stale_report: bool = False
+    # The output's run record is there (`outputs/…-run.json`), as the same listing saw it.
+    record_found: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     # What the daemon logged about this sample while it held it (the daemon attaches it): travels
     # in run.json and the error report, since the worker's journal dies with the worker.
     log: SampleLog | None = None
+    # The engine's command line as run (run.json's record of it).
+    command: list[str] = field(default_factory=list)
 
     def log_lines(self) -> list[dict[str, Any]]:
         return self.log.lines() if self.log is not None else []

@@ -10,6 +10,12 @@ next receive, and waits for it before it exits). An upload that fails is retried
 `upload_retry_s` while the heartbeat keeps the message: the engine's output waits in the
 workspace, and an S3 outage never re-runs the engine. A failure writes `outputs/…-error.json`
 (reason, attempt, log tail - never VCF contents); what becomes of the message is `requeue`'s.
+
+The run record (`outputs/…-run.json`, a copy of the output's `run.json`) goes up after its output,
+with the same once-only rules, and the message is deleted only once both are in: a reader never
+meets a record whose output is missing. A worker that stops between the two leaves an output
+without its record for a moment; the message returns, the next attempt finds the output done and
+writes the record from the output's own `run.json` (`ensure_record`), so every output gets one.
 """
 
 from __future__ import annotations
@@ -17,12 +23,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +40,7 @@ from capillary.contract.message import (
     META_INPUT_ETAG,
     META_INPUT_SHA256,
     META_MESSAGE_ID,
+    META_OUTPUT_SHA256,
     META_SHA256,
 )
 from capillary.contract.samples import OUTPUT_PREFIX
@@ -47,6 +55,7 @@ S3_MAX_PUT_BYTES = 5 * 1024**3
 _PRECONDITION_FAILED = ("PreconditionFailed", "412", "ConditionalRequestConflict")
 # The errors an upload retries: the endpoint unreachable or failing (never a refused request).
 _UPLOAD_ERRORS = (BotoCoreError, ClientError, S3UploadFailedError, OSError)
+_T = TypeVar("_T")
 
 
 def _looks_like_vcf_data(line: str) -> bool:
@@ -103,7 +112,7 @@ class Outputs:
         attempt's report (then it goes once the output is in: `item.stale_report`) - so a first
         run costs one call before its GET, and none after its upload to tidy up."""
         found: set[str] = set()
-        wanted = {item.sample.output_key, item.sample.error_key}
+        wanted = {item.sample.output_key, item.sample.error_key, item.sample.run_key}
         kwargs: dict[str, Any] = {"Bucket": item.bucket, "Prefix": f"{OUTPUT_PREFIX}{item.sample.name}-"}
         while True:
             page = self.s3.list_objects_v2(**kwargs)
@@ -112,20 +121,24 @@ class Outputs:
                 break
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
         item.stale_report = item.sample.error_key in found
+        item.record_found = item.sample.run_key in found
         if item.sample.output_key not in found:
             return None
         head = self._head_output(item)
         return None if head is None else dict(head.get("Metadata", {}))
 
-    def _head_output(self, item: WorkItem) -> dict[str, Any] | None:
+    def _head_output(self, item: WorkItem, key: str | None = None) -> dict[str, Any] | None:
         try:
-            head: dict[str, Any] = self.s3.head_object(Bucket=item.bucket, Key=item.sample.output_key)
+            head: dict[str, Any] = self.s3.head_object(Bucket=item.bucket, Key=key or item.sample.output_key)
         except ClientError:
             return None
         return head
 
-    def upload(self, item: WorkItem, package: Path, package_sha256: str, etag: str, sha: str) -> Settled:
-        """Upload the output tarball made from the input (`etag`, `sha`), then delete the message.
+    def upload(
+        self, item: WorkItem, package: Path, package_sha256: str, etag: str, sha: str, record: bytes
+    ) -> Settled:
+        """Upload the output tarball made from the input (`etag`, `sha`), then its run record
+        (`record`: the output's run.json), then delete the message.
 
         Retried with backoff for `upload_retry_s` (once only during a drain); the package is kept
         until it is in S3."""
@@ -144,34 +157,25 @@ class Outputs:
         }
         t0 = time.monotonic()
         deadline = t0 + self.cfg.upload_retry_s
-        delay = 1.0
-        tries = 0
-        while True:
-            tries += 1
-            try:
-                written = self._write_once(item, package, metadata, etag, sha)
-                break
-            except _UPLOAD_ERRORS as exc:
-                if self.stop.is_set() or time.monotonic() + delay > deadline:
-                    raise SampleFailedError(
-                        "upload", f"output upload failed after {tries} tries: {_describe(exc)}"
-                    ) from exc
-                log.warning(
-                    "output upload failed (try %d), retrying in %.0f s; the output is kept: %s",
-                    tries,
-                    delay,
-                    _describe(exc),
-                    extra={**ctx, "phase": "upload"},
-                )
-                if self.stop.wait(delay):
-                    raise HandBackError() from exc
-                delay = min(delay * 2, self.cfg.error_backoff_max_s)
+        written = self._retrying(
+            item, "output upload", deadline, lambda: self._write_once(item, package, metadata, etag, sha)
+        )
         if not written:
+            self.ensure_record(item)
             self.delete(item)
             log.info(
                 "another worker wrote this output: deleted the message", extra={**ctx, "phase": "upload"}
             )
             return "skipped"
+        try:
+            self._retrying(
+                item, "run record upload", deadline, lambda: self._write_record(item, record, package_sha256)
+            )
+        except SampleFailedError as exc:
+            # The output is safe: not the sample's failure. The message returns, and the attempt
+            # that finds the output done writes the record from the output's own run.json.
+            log.error("%s; the message returns for it", exc.reason, extra={**ctx, "phase": "upload"})
+            raise HandBackError() from exc
         item.timings["upload_s"] = time.monotonic() - t0
         log.info(
             "output uploaded to %s",
@@ -181,6 +185,95 @@ class Outputs:
         # The sample is done: the bookkeeping after it overlaps with the next receive.
         self._after.submit(self._tidy, item)
         return "processed"
+
+    def _retrying(self, item: WorkItem, what: str, deadline: float, write: Callable[[], _T]) -> _T:
+        """`write()`, retried with backoff until `deadline` (one try during a drain)."""
+        delay = 1.0
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return write()
+            except _UPLOAD_ERRORS as exc:
+                if self.stop.is_set() or time.monotonic() + delay > deadline:
+                    raise SampleFailedError(
+                        "upload", f"{what} failed after {tries} tries: {_describe(exc)}"
+                    ) from exc
+                log.warning(
+                    "%s failed (try %d), retrying in %.0f s; the output is kept: %s",
+                    what,
+                    tries,
+                    delay,
+                    _describe(exc),
+                    extra={**item.ctx, "phase": "upload"},
+                )
+                if self.stop.wait(delay):
+                    raise HandBackError() from exc
+                delay = min(delay * 2, self.cfg.error_backoff_max_s)
+
+    def _write_record(self, item: WorkItem, record: bytes, package_sha256: str) -> None:
+        """Write the run record of the output `package_sha256`, unless that output's is there;
+        an older output's record is replaced only as the object it is (`If-Match`)."""
+        metadata = {
+            META_OUTPUT_SHA256: package_sha256,
+            META_MESSAGE_ID: item.message_id,
+            META_CAPILLARY_VERSION: __version__,
+        }
+        condition: dict[str, str] = {"IfNoneMatch": "*"}
+        for _ in range(3):
+            try:
+                self.s3.put_object(
+                    Bucket=item.bucket,
+                    Key=item.sample.run_key,
+                    Body=record,
+                    ContentType="application/json",
+                    Metadata=metadata,
+                    **condition,
+                )
+                return
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in _PRECONDITION_FAILED:
+                    raise
+            head = self._head_output(item, item.sample.run_key)
+            if head is None:
+                condition = {"IfNoneMatch": "*"}  # deleted meanwhile
+                continue
+            if head.get("Metadata", {}).get(META_OUTPUT_SHA256) == package_sha256:
+                return  # this output's record: written by another try, or a repair
+            condition = {"IfMatch": str(head["ETag"])}
+        changing = {
+            "Code": "PreconditionFailed",
+            "Message": "the run record kept changing while being written",
+        }
+        raise ClientError({"Error": changing}, "PutObject")
+
+    def ensure_record(self, item: WorkItem) -> None:
+        """An output found done whose run record is missing (its writer stopped between the two
+        PUTs) gets the copy of run.json inside it. Never fails the attempt: the output is safe."""
+        if item.record_found:
+            return
+        member = f"{item.sample.name}/run.json"
+        try:
+            obj = self.s3.get_object(Bucket=item.bucket, Key=item.sample.output_key)
+            package_sha256 = str(obj.get("Metadata", {}).get(META_SHA256, ""))
+            record = None
+            with contextlib.closing(obj["Body"]), tarfile.open(fileobj=obj["Body"], mode="r|gz") as tar:
+                for info in tar:
+                    if info.name == member and info.isfile():
+                        extracted = tar.extractfile(info)
+                        record = extracted.read() if extracted else None
+                        break
+            if record is None:
+                log.warning("the output holds no %s: no run record written", member, extra=item.ctx)
+                return
+            self._write_record(item, record, package_sha256)
+            item.record_found = True
+            log.info(
+                "the output's run record was missing: written from its run.json",
+                extra={**item.ctx, "phase": "upload"},
+            )
+        except (*_UPLOAD_ERRORS, tarfile.TarError) as exc:
+            log.warning("could not write the missing run record: %s", _describe(exc), extra=item.ctx)
 
     def _tidy(self, item: WorkItem) -> None:
         """After an upload: the earlier attempts' report goes, then the message. Either failing

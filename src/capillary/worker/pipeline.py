@@ -1,13 +1,15 @@
 """One sample's pipeline, from the message to the uploaded output: fetch (`fetch`: download,
 verify and safe extraction in one pass), the engine for the sample's kind (`config.engine_for`:
 CPSR for a normal sample where the deployment says so) as a subprocess in its own process group, an
-output tarball holding only this run's output directory and `run.json`, and the upload
+output tarball holding only this run's output directory and `run.json` (the provenance and cost
+record, `provenance`, uploaded again beside the output as `outputs/…-run.json`), and the upload
 (`outputs`, which retries it while the engine's output waits). A drain is checked between the
 steps; once the engine has finished, its output is uploaded even during a drain (one try).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from capillary import __version__
+from capillary.contract.cost import sample_cost
 from capillary.contract.tarball import ExtractedSample
 from capillary.worker.config import ConsumerConfig, engine_for
 from capillary.worker.engines import Engine, EngineInputError, EngineSetupError, ProcessOutcome, run_process
@@ -34,6 +37,7 @@ from capillary.worker.item import (
     now_iso,
 )
 from capillary.worker.outputs import Outputs
+from capillary.worker.provenance import Provenance, entity, image_facts, release_facts
 from capillary.worker.visibility import Heartbeat
 
 # The daemon's logger: every line the worker logs carries the same `logger` name.
@@ -81,6 +85,7 @@ class SamplePipeline:
         stop: threading.Event,
         identity: Callable[[], dict[str, str]],
         on_phase: Callable[[WorkItem, str], None],
+        provenance: Provenance,
     ) -> None:
         self.cfg = cfg
         # Every engine the configuration gives some kind of sample, by name.
@@ -90,6 +95,7 @@ class SamplePipeline:
         self.stop = stop
         self.identity = identity
         self.on_phase = on_phase
+        self.provenance = provenance
         self._versions: dict[str, dict[str, str]] = {}
 
     def engine_for(self, item: WorkItem) -> Engine:
@@ -112,7 +118,8 @@ class SamplePipeline:
         # One output per sample, even with two workers racing; then the message is deleted.
         self.on_phase(item, "upload")
         package = self.package(item, fetched, fetched.sample.sha256, outdir, ws / "output.tar.gz")
-        return self.outputs.upload(item, package, sha256_file(package), fetched.etag, fetched.sha256)
+        record = (outdir / "run.json").read_bytes()
+        return self.outputs.upload(item, package, sha256_file(package), fetched.etag, fetched.sha256, record)
 
     # -- engine, package -------------------------------------------------------------------------
 
@@ -128,6 +135,7 @@ class SamplePipeline:
             raise SampleFailedError("options", f"the sample cannot be run: {exc}", retryable=False) from exc
         except EngineSetupError as exc:
             raise SampleFailedError("engine-setup", str(exc)) from exc
+        item.command = [str(a) for a in cmd.argv]
         log.info("engine %s starting", engine.name, extra={**ctx, "phase": "engine", "engine": engine.name})
         self.on_phase(item, "engine")
         outcome = run_process(
@@ -180,15 +188,22 @@ class SamplePipeline:
     def run_json(
         self, item: WorkItem, fetched: Fetched, members: dict[str, str], outdir: Path
     ) -> dict[str, Any]:
-        outputs = {
-            p.relative_to(outdir).as_posix(): sha256_file(p)
-            for p in sorted(outdir.rglob("*"))
-            if p.is_file() and not p.is_symlink()
-        }
+        """The run record: what ran on what, from which input to which files, when, and its cost."""
+        files = [p for p in sorted(outdir.rglob("*")) if p.is_file() and not p.is_symlink()]
+        outputs = {p.relative_to(outdir).as_posix(): sha256_file(p) for p in files}
+        engine = self.engine_for(item)
+        identity = self.identity()
+        release, release_reason = release_facts(self.cfg, engine.name)
+        price, price_reason = self.provenance.price()
+        finished = now_iso()
+        wall_s = time.monotonic() - item.received_at
+        started = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=wall_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        input_iri = f"s3://{item.bucket}/{item.key}"
+        output_iri = f"s3://{item.bucket}/{item.sample.output_key}"
         return {
             "capillary": __version__,
-            "versions": self.versions(self.engine_for(item)),
-            "worker": self.identity(),
+            "versions": self.versions(engine),
+            "worker": identity,
             "message_id": item.message_id,
             "attempt": item.attempt,
             "history": [a.as_dict() for a in item.message.history],
@@ -203,8 +218,40 @@ class SamplePipeline:
             },
             "input_members_sha256": members,
             "outputs_sha256": outputs,
+            "output": {
+                "bucket": item.bucket,
+                "key": item.sample.output_key,
+                "record_key": item.sample.run_key,
+            },
+            "command": item.command,
+            "image": image_facts(self.cfg, engine.name, identity),
+            "release": release,
+            "release_reason": release_reason,
+            "price": price,
+            "price_reason": price_reason,
+            "cost": sample_cost(
+                None if price is None else float(price["usd_per_hour"]),
+                wall_s,
+                fetched.size,
+                sum(p.stat().st_size for p in files),
+            ),
             "timings_s": {k: round(v, 3) for k, v in item.timings.items()},
             # the daemon's records about this sample (capillary.worker.samplelog: never a VCF line)
             "log": item.log_lines(),
-            "finished": now_iso(),
+            "started": started,
+            "finished": finished,
+            "provenance": self.provenance.prov(
+                run_id=f"urn:capillary:run:{item.message_id}:{item.attempt}",
+                started=started,
+                ended=finished,
+                used=[entity(input_iri, fetched.sha256, "the sample tarball")]
+                + [entity(f"{input_iri}#{name}", sha, name) for name, sha in sorted(members.items())],
+                generated=[entity(output_iri, label="the output tarball (run.json inside it)")]
+                + [
+                    entity(f"{output_iri}#{item.sample.name}/{name}", sha, name)
+                    for name, sha in outputs.items()
+                ],
+                engine=engine.name,
+                release=release,
+            ),
         }
