@@ -219,33 +219,25 @@ class Outputs:
             META_MESSAGE_ID: item.message_id,
             META_CAPILLARY_VERSION: __version__,
         }
-        condition: dict[str, str] = {"IfNoneMatch": "*"}
-        for _ in range(3):
-            try:
-                self.s3.put_object(
-                    Bucket=item.bucket,
-                    Key=item.sample.run_key,
-                    Body=record,
-                    ContentType="application/json",
-                    Metadata=metadata,
-                    **condition,
-                )
-                return
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") not in _PRECONDITION_FAILED:
-                    raise
-            head = self._head_output(item, item.sample.run_key)
-            if head is None:
-                condition = {"IfNoneMatch": "*"}  # deleted meanwhile
-                continue
-            if head.get("Metadata", {}).get(META_OUTPUT_SHA256) == package_sha256:
-                return  # this output's record: written by another try, or a repair
-            condition = {"IfMatch": str(head["ETag"])}
-        changing = {
-            "Code": "PreconditionFailed",
-            "Message": "the run record kept changing while being written",
-        }
-        raise ClientError({"Error": changing}, "PutObject")
+
+        def put(condition: dict[str, str]) -> None:
+            self.s3.put_object(
+                Bucket=item.bucket,
+                Key=item.sample.run_key,
+                Body=record,
+                ContentType="application/json",
+                Metadata=metadata,
+                **condition,
+            )
+
+        # this output's record already there: written by another try, or a repair
+        self._write_unless_there(
+            item,
+            item.sample.run_key,
+            put,
+            lambda found: found.get(META_OUTPUT_SHA256) == package_sha256,
+            "the run record",
+        )
 
     def ensure_record(self, item: WorkItem) -> None:
         """An output found done whose run record is missing (its writer stopped between the two
@@ -294,23 +286,42 @@ class Outputs:
         self, item: WorkItem, package: Path, metadata: dict[str, str], etag: str, sha: str
     ) -> bool:
         """Write the output unless this input's output is there already (False)."""
+        return self._write_unless_there(
+            item,
+            item.sample.output_key,
+            lambda condition: self._put(item, package, metadata, condition),
+            # this input's output: another worker won
+            lambda found: is_output_of(found, etag, sha),
+            "the output",
+        )
+
+    def _write_unless_there(
+        self,
+        item: WorkItem,
+        key: str,
+        put: Callable[[dict[str, str]], None],
+        is_there: Callable[[Mapping[str, str]], bool],
+        what: str,
+    ) -> bool:
+        """`put(condition)` the object at `key` once: create it (`If-None-Match`); if an object is
+        there and `is_there(its metadata)`, write nothing (False); if it is an older one, replace
+        exactly that object (`If-Match` its ETag). Three rounds, then the race is an error."""
         condition: dict[str, str] = {"IfNoneMatch": "*"}
         for _ in range(3):
             try:
-                self._put(item, package, metadata, condition)
+                put(condition)
                 return True
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") not in _PRECONDITION_FAILED:
                     raise
-            # An output is there: this input's (another worker won), or an older upload's.
-            head = self._head_output(item)
+            head = self._head_output(item, key)
             if head is None:
                 condition = {"IfNoneMatch": "*"}  # deleted meanwhile
                 continue
-            if is_output_of(head.get("Metadata", {}), etag, sha):
+            if is_there(head.get("Metadata", {})):
                 return False
             condition = {"IfMatch": str(head["ETag"])}
-        changing = {"Code": "PreconditionFailed", "Message": "the output kept changing while being written"}
+        changing = {"Code": "PreconditionFailed", "Message": f"{what} kept changing while being written"}
         raise ClientError({"Error": changing}, "PutObject")
 
     def _put(
