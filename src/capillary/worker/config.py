@@ -31,6 +31,7 @@ from capillary.contract.assemblies import ASSEMBLIES
 from capillary.contract.layout import STATE_FILE, WorkerLayout
 from capillary.contract.samples import KINDS
 from capillary.worker.engines import available as available_engines
+from capillary.worker.engines import section_of
 from capillary.worker.engines.pcgr import PcgrConfig
 from capillary.worker.engines.summary import SummaryConfig
 
@@ -248,7 +249,7 @@ def validate(cfg: ConsumerConfig) -> ConsumerConfig:
         raise ConfigError(f"imds_url: expected an http URL, got {cfg.imds_url!r}")
     if cfg.pcgr.method not in ("conda", "container"):
         raise ConfigError(f"pcgr.method: {cfg.pcgr.method!r} is not one of conda, container")
-    pcgr_engines = [e for e in engines_in_use(cfg) if e in ("pcgr", "cpsr")]
+    pcgr_engines = [e for e in engines_in_use(cfg) if section_of(e) == "pcgr"]
     if pcgr_engines and cfg.pcgr.method == "container" and not cfg.pcgr.container_image:
         raise ConfigError("pcgr.container_image: required when pcgr.method is container")
     _check_refdata(cfg.pcgr)

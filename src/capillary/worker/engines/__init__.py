@@ -68,6 +68,13 @@ def available() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
+def section_of(name: str) -> str:
+    """The configuration section engine `name` reads: its own, or the one its module names in
+    `SECTION` (`cpsr` reads `[pcgr]`: whatever reads `[pcgr]` runs the PCGR install)."""
+    module = importlib.import_module(f"capillary.worker.engines.{name}")
+    return str(getattr(module, "SECTION", name))
+
+
 def get_engine(name: str, cfg: object) -> Engine:
     """The engine `name`, given its section of `cfg` (the consumer's configuration: the section is
     its attribute of the same name, e.g. `cfg.pcgr`, or the one its module names in `SECTION`:
@@ -75,7 +82,7 @@ def get_engine(name: str, cfg: object) -> Engine:
     if name not in available():
         raise EngineSetupError(f"engine {name!r} is not one of {', '.join(available())}")
     module = importlib.import_module(f"capillary.worker.engines.{name}")
-    section_name = getattr(module, "SECTION", name)
+    section_name = section_of(name)
     section = getattr(cfg, section_name, None)
     if section is None:
         raise EngineSetupError(f"engine {name!r}: the configuration has no [{section_name}] section")
