@@ -156,10 +156,10 @@ def test_a_container_image_by_digest_records_the_digest() -> None:
     cfg = replace(
         cfg, pcgr=replace(cfg.pcgr, method="container", container_image=f"ghcr.io/sigven/pcgr@{digest}")
     )
-    image = image_facts(cfg, "pcgr", {"image_id": "ami-1"})
+    image = image_facts(cfg, "pcgr", {"image_id": "ami-1"}, release_facts(cfg, "pcgr")[0])
     assert image == {
         "image_id": "ami-1",
         "container_image": f"ghcr.io/sigven/pcgr@{digest}",
         "container_digest": digest,
     }
-    assert image_facts(cfg, "summary", {"image_id": "ami-1"})["container_image"] is None
+    assert image_facts(cfg, "summary", {"image_id": "ami-1"}, None)["container_image"] is None

@@ -37,7 +37,7 @@ from capillary.worker.item import (
     now_iso,
 )
 from capillary.worker.outputs import Outputs
-from capillary.worker.provenance import Provenance, entity, image_facts, release_facts
+from capillary.worker.provenance import Provenance, entity, image_facts
 from capillary.worker.visibility import Heartbeat
 
 # The daemon's logger: every line the worker logs carries the same `logger` name.
@@ -193,7 +193,7 @@ class SamplePipeline:
         outputs = {p.relative_to(outdir).as_posix(): sha256_file(p) for p in files}
         engine = self.engine_for(item)
         identity = self.identity()
-        release, release_reason = release_facts(self.cfg, engine.name)
+        release, release_reason = self.provenance.release(engine.name)
         price, price_reason = self.provenance.price()
         finished = now_iso()
         wall_s = time.monotonic() - item.received_at
@@ -224,7 +224,7 @@ class SamplePipeline:
                 "record_key": item.sample.run_key,
             },
             "command": item.command,
-            "image": image_facts(self.cfg, engine.name, identity),
+            "image": image_facts(self.cfg, engine.name, identity, release),
             "release": release,
             "release_reason": release_reason,
             "price": price,

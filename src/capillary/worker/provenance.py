@@ -24,12 +24,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from capillary.release.catalogue import CatalogueError, load_catalogue
 from capillary.worker.config import ConsumerConfig
+from capillary.worker.engines import section_of
 
 log = logging.getLogger("capillary.worker.daemon")
 
 PRODUCT = "Linux/UNIX"
 PRICE_SOURCE = "ec2:DescribeSpotPriceHistory"
-PCGR_ENGINES = ("pcgr", "cpsr")
 PROV_CONTEXT = {
     "prov": "http://www.w3.org/ns/prov#",
     "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
@@ -107,9 +107,14 @@ def _as_utc(value: Any) -> dt.datetime:
     return _parse_time(str(value))
 
 
+def _runs_pcgr(engine: str) -> bool:
+    """Whether `engine` runs the PCGR install (reads the `[pcgr]` section: pcgr, cpsr)."""
+    return section_of(engine) == "pcgr"
+
+
 def release_facts(cfg: ConsumerConfig, engine: str) -> tuple[dict[str, Any] | None, str | None]:
     """(the release block, None), or (what is known, why the rest is not)."""
-    if engine not in PCGR_ENGINES:
+    if not _runs_pcgr(engine):
         return None, f"the {engine} engine runs no PCGR release"
     try:
         release = load_catalogue().release(cfg.pcgr.release)
@@ -126,17 +131,18 @@ def release_facts(cfg: ConsumerConfig, engine: str) -> tuple[dict[str, Any] | No
     }, None
 
 
-def image_facts(cfg: ConsumerConfig, engine: str, identity: Mapping[str, str]) -> dict[str, Any]:
+def image_facts(
+    cfg: ConsumerConfig, engine: str, identity: Mapping[str, str], release: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """The machine image (its id: an AMI has no digest) and, for a containerised engine, the
-    container image and its digest where the reference pins one (or the catalogue does)."""
-    container = cfg.pcgr.container_image if engine in PCGR_ENGINES and cfg.pcgr.method == "container" else ""
+    container image and its digest where the reference pins one (or the catalogue does: `release`
+    is `release_facts`' block for this engine)."""
+    container = cfg.pcgr.container_image if _runs_pcgr(engine) and cfg.pcgr.method == "container" else ""
     digest: str | None = None
     if "@sha256:" in container:
         digest = container.split("@", 1)[1]
-    elif container:
-        release, _ = release_facts(cfg, engine)
-        if release and release.get("container_image") == container:
-            digest = release.get("container_digest")
+    elif container and release and release.get("container_image") == container:
+        digest = release.get("container_digest")
     return {
         "image_id": identity.get("image_id"),
         "container_image": container or None,
@@ -154,7 +160,16 @@ class Provenance:
         self.identity = identity
         self._ec2 = ec2
         self._price: tuple[dict[str, Any] | None, str | None] | None = None
+        self._releases: dict[str, tuple[dict[str, Any] | None, str | None]] = {}
         self._lock = threading.Lock()
+
+    def release(self, engine: str) -> tuple[dict[str, Any] | None, str | None]:
+        """`release_facts` for `engine`, read once (the catalogue and the install do not change
+        under a daemon; the catalogue is a YAML file, not to be parsed again for each sample)."""
+        with self._lock:
+            if engine not in self._releases:
+                self._releases[engine] = release_facts(self.cfg, engine)
+            return self._releases[engine]
 
     def price(self) -> tuple[dict[str, Any] | None, str | None]:
         with self._lock:
