@@ -41,6 +41,11 @@ _VOCABULARY: dict[str, Callable[[str], str | None]] = {
 }
 
 
+def release_label(program: str, release: str) -> str:
+    """How messages name one release of one program: `PCGR 2.3.2`, `CPSR 2.2.5`."""
+    return f"{program.upper()} {release}"
+
+
 def number_text(value: float) -> str:
     """A bound or value as a message prints it: 1 not 1.0, 0.002 as written."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -84,7 +89,7 @@ class OptionSpec:
         """Every problem with `value` for this option, each naming the option, the rule and the
         program and release whose rule it is (`PCGR 2.3.2`, `CPSR 2.3.2`)."""
         where = f"option {self.name}"
-        release = f"{program.upper()} {release}"
+        release = release_label(program, release)
         type_problem = self._type_problem(value)
         if type_problem is not None:
             return [Problem("option_type", type_problem, where)]
@@ -269,7 +274,7 @@ class ReleaseTable:
 
     @property
     def label(self) -> str:
-        return f"{self.program.upper()} {self.release}"
+        return release_label(self.program, self.release)
 
     def defaults(self) -> dict[str, Any]:
         return {name: spec.default for name, spec in self.options.items() if spec.default is not None}
