@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from capillary.commands._common import CliError, add_aws_arguments, aws_session, deployment_of
+from capillary.contract.times import as_utc
 
 
 def register(subparsers: Any) -> None:
@@ -33,12 +34,11 @@ def register(subparsers: Any) -> None:
 
 def _since(value: str) -> dt.datetime:
     try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return as_utc(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{value!r} is not an ISO 8601 date or time (e.g. 2026-12-01 or 2026-12-01T09:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,10 +83,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _finished_since(row: dict[str, Any], since: dt.datetime) -> bool:
     try:
-        finished = dt.datetime.fromisoformat(str(row["finished"]).replace("Z", "+00:00"))
+        return as_utc(row["finished"]) >= since
     except ValueError:
         return False  # no finishing time: not known to be after `since`
-    return (finished if finished.tzinfo else finished.replace(tzinfo=dt.UTC)) >= since
 
 
 def _records(s3: Any, bucket: str) -> tuple[list[dict[str, Any]], list[str]]:

@@ -84,6 +84,8 @@ from moto.ec2.responses.spot_instances import SpotInstances
 from moto.ec2.utils import convert_tag_spec
 from moto.server import ThreadedMotoServer
 
+from capillary.contract.times import as_utc
+
 DEFAULT_REGION = "eu-west-1"
 # DescribeSpotPriceHistory filter names and the SpotPrice attribute each one matches.
 _PRICE_FILTERS = {
@@ -138,10 +140,7 @@ _original_describe = SpotInstances.describe_spot_price_history
 def _as_datetime(value: Any) -> dt.datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return as_utc(value)
 
 
 def select_prices(

@@ -22,6 +22,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from capillary.contract.times import as_utc
 from capillary.release.catalogue import CatalogueError, load_catalogue
 from capillary.worker.config import ConsumerConfig
 from capillary.worker.engines import section_of
@@ -36,11 +37,6 @@ PROV_CONTEXT = {
     "xsd": "http://www.w3.org/2001/XMLSchema#",
     "capillary": "urn:capillary:terms:",
 }
-
-
-def _parse_time(value: str) -> dt.datetime:
-    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def _iso(value: dt.datetime) -> str:
@@ -67,7 +63,7 @@ def spot_price_at_launch(ec2: Any, identity: Mapping[str, str]) -> tuple[dict[st
         return None, f"IMDS did not give the instance's {', '.join(missing)}"
     itype, zone = identity["instance_type"], identity["availability_zone"]
     try:
-        launch = _parse_time(identity["launch_time"])
+        launch = as_utc(identity["launch_time"])
     except ValueError:
         return None, f"the launch time {identity['launch_time']!r} is not an ISO 8601 time"
     try:
@@ -85,26 +81,20 @@ def spot_price_at_launch(ec2: Any, identity: Mapping[str, str]) -> tuple[dict[st
         for r in rows
         if r.get("InstanceType") == itype
         and r.get("AvailabilityZone") == zone
-        and _as_utc(r["Timestamp"]) <= launch
+        and as_utc(r["Timestamp"]) <= launch
     ]
     if not seen:
         return None, f"no {PRODUCT} spot price for {itype} in {zone} at or before {_iso(launch)}"
-    newest = max(seen, key=lambda r: _as_utc(r["Timestamp"]))
+    newest = max(seen, key=lambda r: as_utc(r["Timestamp"]))
     return {
         "usd_per_hour": float(newest["SpotPrice"]),
-        "observed_at": _iso(_as_utc(newest["Timestamp"])),
+        "observed_at": _iso(as_utc(newest["Timestamp"])),
         "launch_time": _iso(launch),
         "instance_type": itype,
         "availability_zone": zone,
         "product_description": PRODUCT,
         "source": PRICE_SOURCE,
     }, None
-
-
-def _as_utc(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    return _parse_time(str(value))
 
 
 def _runs_pcgr(engine: str) -> bool:
